@@ -1,0 +1,208 @@
+"""Loading PoolFormer weights in any public layout, safely.
+
+Four layouts are understood and converted to this project's (see
+``models/backbones/metaformer.py``)::
+
+    official    sail-sg/poolformer .pth.tar   patch_embed.proj, network.{k}.{j}, norm, head
+    mmpretrain  poolformer-*_3rdparty_*       backbone.network.{k}.{j}, backbone.norm6, head.fc
+                (the original mmdet/mmseg checkpoints use the same backbone names)
+    timm        poolformer_*                   stem.conv, stages.{i}.blocks.{j}, head.norm, head.fc
+    mmpoolformer                               backbone.stem.conv, backbone.stages..., head.fc
+
+Files are read with ``torch.load(weights_only=True)`` (or safetensors), so a
+checkpoint cannot run code while it is being loaded.
+"""
+import os
+import re
+from typing import Dict, Optional, Tuple
+
+import torch
+
+LAYOUTS = ('mmpoolformer', 'mmpretrain', 'official', 'timm')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used as asked; the message says why."""
+
+
+# --------------------------------------------------------------------------- #
+# Reading files
+# --------------------------------------------------------------------------- #
+def _allow_mmengine_types():
+    """Let ``weights_only`` loading accept the few plain types mmengine stores.
+
+    mmengine's resume checkpoints hold its logging buffers (a HistoryBuffer of
+    numbers) and numpy scalars; allow-listing them keeps the unpickling
+    protection on for everything else.
+    """
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    from mmengine.config.config import ConfigDict
+    safe = [HistoryBuffer, ConfigDict, np.dtype, np.ndarray,
+            np.core.multiarray._reconstruct if hasattr(np, 'core') else None,
+            type(np.dtype('float64')), type(np.dtype('int64')),
+            type(np.dtype('float32')), type(np.dtype('int32'))]
+    try:
+        safe.append(np._core.multiarray._reconstruct)
+        safe.append(np._core.multiarray.scalar)
+    except AttributeError:  # numpy < 2
+        safe.append(np.core.multiarray.scalar)
+    torch.serialization.add_safe_globals([s for s in safe if s is not None])
+
+
+_allow_mmengine_types()
+
+
+def load_file(path: str, map_location='cpu') -> dict:
+    """Read a checkpoint file or URL without executing pickled code."""
+    path = str(path)
+    if path.startswith(('http://', 'https://')):
+        return torch.hub.load_state_dict_from_url(
+            path, map_location=map_location, weights_only=True)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file as load_safetensors
+        return load_safetensors(path, device=str(map_location))
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # UnpicklingError, truncated zip, ...
+        raise CheckpointError(
+            f'cannot load checkpoint {path}: {str(err).splitlines()[0]}') from None
+
+
+def get_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
+    """The tensors of a checkpoint, whichever wrapper key holds them."""
+    for key in ('state_dict', 'model', 'state_dict_ema', 'module'):
+        if isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    return {re.sub(r'^module\.', '', k): v for k, v in checkpoint.items()
+            if isinstance(v, torch.Tensor)}
+
+
+# --------------------------------------------------------------------------- #
+# Layouts
+# --------------------------------------------------------------------------- #
+def detect_layout(state_dict: Dict[str, torch.Tensor]) -> str:
+    keys = list(state_dict)
+    if any(k.startswith('backbone.stem.') for k in keys):
+        return 'mmpoolformer'
+    if any(re.match(r'(backbone\.)?network\.\d+\.', k) for k in keys):
+        return 'mmpretrain' if any(k.startswith('backbone.') for k in keys) else 'official'
+    if any(re.match(r'(stem\.|stages\.\d+\.)', k) for k in keys):
+        return 'timm'  # also a bare mmpoolformer backbone: the names agree
+    raise CheckpointError(
+        'unrecognised checkpoint layout (expected one of '
+        f'{", ".join(LAYOUTS)}); first keys: {keys[:5]}')
+
+
+def _convert_official_key(key: str, last_stage: int) -> str:
+    """official/mmpretrain backbone key (no 'backbone.' prefix) -> ours."""
+    key = re.sub(r'^patch_embed\.proj\.', 'stem.conv.', key)
+    # network.{odd}.proj: downsampling before stage (k+1)/2
+    key = re.sub(r'^network\.(\d+)\.proj\.',
+                 lambda m: f'stages.{(int(m[1]) + 1) // 2}.downsample.conv.', key)
+    key = re.sub(r'^network\.(\d+)\.(\d+)\.',
+                 lambda m: f'stages.{int(m[1]) // 2}.blocks.{m[2]}.', key)
+    key = re.sub(r'layer_scale_(\d)$', r'layer_scale\1.scale', key)
+    key = re.sub(r'^norm\.', f'norm{last_stage}.', key)
+    key = re.sub(r'^norm(\d+)\.', lambda m: f'norm{int(m[1]) // 2}.', key)
+    return key
+
+
+def _convert_timm_key(key: str, last_stage: int) -> str:
+    key = re.sub(r'^head\.norm\.', f'backbone.norm{last_stage}.', key)
+    if key.startswith('head.'):
+        return key
+    key = key.replace('stem.norm.', 'stem.post_norm.')
+    key = re.sub(r'\.downsample\.norm\.', '.downsample.pre_norm.', key)
+    return 'backbone.' + key
+
+
+def _last_stage(state_dict, pattern) -> int:
+    indices = [int(m[1]) for k in state_dict for m in [re.match(pattern, k)] if m]
+    return max(indices) if indices else 3
+
+
+def convert_to_mmpoolformer(state_dict: Dict[str, torch.Tensor]
+                            ) -> Tuple[Dict[str, torch.Tensor], str]:
+    """Convert any known layout to this project's; returns (state_dict, layout).
+
+    Keys outside the backbone and classifier head (a detector's neck, say) are
+    kept as they are.
+    """
+    layout = detect_layout(state_dict)
+    out = {}
+    if layout == 'mmpoolformer':
+        return dict(state_dict), layout
+    if layout == 'timm':
+        last = _last_stage(state_dict, r'stages\.(\d+)\.')
+        out = {_convert_timm_key(k, last): v for k, v in state_dict.items()}
+        return out, layout
+    last = _last_stage(state_dict, r'(?:backbone\.)?network\.(\d+)\.') // 2
+    for key, value in state_dict.items():
+        if layout == 'official':
+            if key.startswith('head.') and not key.startswith('head.fc.'):
+                out['head.fc.' + key[len('head.'):]] = value
+            else:
+                out['backbone.' + _convert_official_key(key, last)] = value
+        elif key.startswith('backbone.'):
+            out['backbone.' + _convert_official_key(key[9:], last)] = value
+        else:
+            out[key] = value
+    return out, layout
+
+
+def check_shapes(model_state: Dict[str, torch.Tensor],
+                 state_dict: Dict[str, torch.Tensor], source: str = 'checkpoint'):
+    """Raise on the first tensor whose shape differs from the model's."""
+    for key, value in state_dict.items():
+        if key in model_state and model_state[key].shape != value.shape:
+            raise CheckpointError(
+                f'{source}: shape mismatch for {key!r}: checkpoint has '
+                f'{tuple(value.shape)}, model has {tuple(model_state[key].shape)} '
+                '(is the checkpoint for another arch?)')
+
+
+# --------------------------------------------------------------------------- #
+# Loading into models
+# --------------------------------------------------------------------------- #
+def _report(source, layout, loaded, missing, unexpected):
+    from mmengine.logging import MMLogger, print_log
+    msg = f'loaded {loaded} tensors from {source} ({layout} layout)'
+    if missing:
+        msg += f'\nmissing keys ({len(missing)}): {", ".join(missing)}'
+    if unexpected:
+        msg += f'\nunexpected keys ({len(unexpected)}): {", ".join(unexpected)}'
+    print_log(msg, logger=MMLogger.get_current_instance())
+
+
+def load_backbone_weights(backbone: torch.nn.Module, checkpoint: str,
+                          prefix: Optional[str] = None):
+    """Load a checkpoint of any layout into a bare backbone.
+
+    Classifier, detector and segmentor checkpoints all work: the tensors under
+    ``prefix`` (default ``backbone.``) are taken. Returns (missing, unexpected).
+    """
+    state_dict, layout = convert_to_mmpoolformer(get_state_dict(load_file(checkpoint)))
+    prefix = prefix or 'backbone.'
+    if not prefix.endswith('.'):
+        prefix += '.'
+    selected = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    if not selected:
+        raise CheckpointError(f'{checkpoint}: no tensors under prefix {prefix!r}')
+    check_shapes(backbone.state_dict(), selected, checkpoint)
+    missing, unexpected = backbone.load_state_dict(selected, strict=False)
+    _report(checkpoint, layout, len(selected) - len(unexpected), missing, unexpected)
+    return missing, unexpected
+
+
+def load_model_weights(model: torch.nn.Module, checkpoint: str, strict: bool = False):
+    """Load a checkpoint of any layout into a whole model (classifier, detector,
+    segmentor built by this project). Returns (missing, unexpected)."""
+    state_dict, layout = convert_to_mmpoolformer(get_state_dict(load_file(checkpoint)))
+    check_shapes(model.state_dict(), state_dict, checkpoint)
+    missing, unexpected = model.load_state_dict(state_dict, strict=strict)
+    _report(checkpoint, layout, len(state_dict) - len(unexpected), missing, unexpected)
+    return missing, unexpected

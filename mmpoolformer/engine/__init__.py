@@ -1,0 +1,1 @@
+from .hooks import ConvertCheckpointHook  # noqa: F401

@@ -1,0 +1,1 @@
+from .backbones import MetaFormer, PoolFormer  # noqa: F401

@@ -1,0 +1,1 @@
+from .metaformer import MetaFormer, PoolFormer  # noqa: F401

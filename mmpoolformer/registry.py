@@ -1,0 +1,15 @@
+"""Registries of the ``mmpoolformer`` scope.
+
+They are children of mmengine's root registries, so any OpenMMLab toolbox finds
+our modules by the scoped name, e.g. ``type='mmpoolformer.PoolFormer'`` inside an
+mmdet, mmseg or mmpretrain config (``custom_imports=dict(imports=['mmpoolformer'])``).
+The scope prefix also keeps ours apart from mmpretrain's own ``PoolFormer``.
+"""
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmpoolformer',
+                  locations=['mmpoolformer.models'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmpoolformer',
+                 locations=['mmpoolformer.engine'])
