@@ -106,13 +106,14 @@ def _convert_official_key(key: str, last_stage: int) -> str:
     key = re.sub(r'^network\.(\d+)\.(\d+)\.',
                  lambda m: f'stages.{int(m[1]) // 2}.blocks.{m[2]}.', key)
     key = re.sub(r'layer_scale_(\d)$', r'layer_scale\1.scale', key)
-    key = re.sub(r'^norm\.', f'norm{last_stage}.', key)
     key = re.sub(r'^norm(\d+)\.', lambda m: f'norm{int(m[1]) // 2}.', key)
+    key = re.sub(r'^norm\.', f'norm{last_stage}.', key)
     return key
 
 
 def _convert_timm_key(key: str, last_stage: int) -> str:
-    key = re.sub(r'^head\.norm\.', f'backbone.norm{last_stage}.', key)
+    if key.startswith('head.norm.'):
+        return f'backbone.norm{last_stage}.' + key[len('head.norm.'):]
     if key.startswith('head.'):
         return key
     key = key.replace('stem.norm.', 'stem.post_norm.')

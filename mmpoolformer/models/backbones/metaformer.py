@@ -126,7 +126,9 @@ class MetaFormerBlock(nn.Module):
                  res_scale_init_value: Optional[float] = None):
         super().__init__()
         self.norm1 = build_norm_layer(norm_cfg, dim)[1]
-        self.token_mixer = MODELS.build(token_mixer_cfg, default_args=dict(dim=dim))
+        # _scope_: look mixers up in our registry whichever toolbox is building.
+        self.token_mixer = MODELS.build(
+            dict(_scope_='mmpoolformer', **token_mixer_cfg), default_args=dict(dim=dim))
         self.layer_scale1 = _scale_or_identity(dim, layer_scale_init_value)
         self.res_scale1 = _scale_or_identity(dim, res_scale_init_value)
         self.norm2 = build_norm_layer(norm_cfg, dim)[1]

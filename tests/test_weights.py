@@ -1,0 +1,155 @@
+"""Weights of all public layouts load, with numerical parity to timm and mmpretrain."""
+import re
+
+import pytest
+import timm
+import torch
+from mmpretrain.models import ImageClassifier
+from timm.models.metaformer import checkpoint_filter_fn
+
+from conftest import build_from_config, randomize_
+from mmpoolformer.checkpoint import CheckpointError, detect_layout, load_model_weights
+from mmpoolformer.models import PoolFormer
+
+ARCHS = ['s12', 's24', 's36', 'm36', 'm48']
+TOL = 1e-5
+
+
+def _mmpretrain_classifier(arch):
+    width = 512 if arch.startswith('s') else 768
+    return ImageClassifier(
+        backbone=dict(type='mmpretrain.PoolFormer', arch=arch),
+        neck=dict(type='mmpretrain.GlobalAveragePooling'),
+        head=dict(type='mmpretrain.LinearClsHead', num_classes=1000, in_channels=width)).eval()
+
+
+def _official_from_mmpretrain(state_dict):
+    """Write the sail-sg layout: the mmpretrain names without 'backbone.',
+    the final norm as 'norm' and the classifier as 'head'."""
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r'^backbone\.', '', key)
+        key = re.sub(r'^norm6\.', 'norm.', key)
+        key = re.sub(r'^head\.fc\.', 'head.', key)
+        out[key] = value
+    return out
+
+
+def _stage_outputs(stages, model, x):
+    feats = []
+    handles = [s.register_forward_hook(lambda m, i, o: feats.append(o)) for s in stages]
+    with torch.no_grad():
+        logits = model(x)
+    for h in handles:
+        h.remove()
+    return feats, logits
+
+
+def _ours(arch):
+    return build_from_config(f'configs/classification/poolformer_{arch}_in1k.py')
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_parity_with_mmpretrain_and_official_layout(arch, tmp_path):
+    reference = randomize_(_mmpretrain_classifier(arch), seed=1)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = reference(x, mode='tensor')
+
+    files = {'mmpretrain': reference.state_dict(),
+             'official': _official_from_mmpretrain(reference.state_dict())}
+    for layout, state_dict in files.items():
+        path = tmp_path / f'{layout}.pth'
+        torch.save({'state_dict': state_dict} if layout == 'mmpretrain' else state_dict, path)
+        assert detect_layout(state_dict) == layout
+        ours = _ours(arch)
+        missing, unexpected = load_model_weights(ours, str(path))
+        assert not missing and not unexpected, (missing, unexpected)
+        with torch.no_grad():
+            logits = ours(x, mode='tensor')
+        assert (logits - expected).abs().max() <= TOL, layout
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_parity_with_timm(arch, tmp_path):
+    reference = randomize_(timm.create_model(f'poolformer_{arch}'), seed=2).eval()
+    x = torch.randn(2, 3, 224, 224)
+    expected_feats, _ = _stage_outputs(reference.stages, reference, x)
+
+    path = tmp_path / 'timm.pth'
+    torch.save(reference.state_dict(), path)
+    ours = _ours(arch)
+    missing, unexpected = load_model_weights(ours, str(path))
+    assert not missing and not unexpected
+    feats, _ = _stage_outputs(ours.backbone.stages, lambda t: ours(t, mode='tensor'), x)
+    for got, want in zip(feats, expected_feats):
+        assert (got - want).abs().max() <= TOL
+    # Logits differ by design (timm normalises after pooling), but the final norm
+    # and classifier weights must be the ones timm holds.
+    assert torch.equal(ours.backbone.norm3.weight, reference.head.norm.weight)
+    assert torch.equal(ours.head.fc.weight, reference.head.fc.weight)
+
+
+def test_official_layout_is_the_one_timm_defines():
+    """Our writer of the official layout agrees with timm's own converter."""
+    reference = randomize_(_mmpretrain_classifier('s12'), seed=3)
+    official = _official_from_mmpretrain(reference.state_dict())
+    model = timm.create_model('poolformer_s12')
+    model.load_state_dict(checkpoint_filter_fn(official, model), strict=True)
+
+
+@pytest.mark.parametrize('layout', ['official', 'mmpretrain', 'timm'])
+def test_init_cfg_loads_every_layout_into_a_dense_backbone(layout, tmp_path):
+    if layout == 'timm':
+        source = randomize_(timm.create_model('poolformer_s12'), seed=4).eval()
+        state_dict, stages = source.state_dict(), source.stages
+    else:
+        source = randomize_(_mmpretrain_classifier('s12'), seed=4)
+        state_dict = source.state_dict()
+        if layout == 'official':
+            state_dict = _official_from_mmpretrain(state_dict)
+        stages = [source.backbone.network[k] for k in (0, 2, 4, 6)]
+    path = tmp_path / 'weights.pth'
+    torch.save(state_dict, path)
+
+    backbone = PoolFormer('s12', out_indices=(0, 1, 2, 3),
+                          init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    backbone.init_weights()
+    backbone.eval()
+    x = torch.randn(1, 3, 96, 128)
+    expected = []
+    with torch.no_grad():
+        if layout == 'timm':
+            expected, _ = _stage_outputs(source.stages, source, x)
+        else:
+            h = source.backbone.patch_embed(x)
+            for k, module in enumerate(source.backbone.network):
+                h = module(h)
+                if k % 2 == 0:
+                    expected.append(h)
+        feats, _ = _stage_outputs(backbone.stages, backbone, x)
+    for got, want in zip(feats, expected):
+        assert (got - want).abs().max() <= TOL
+
+
+def test_partial_load_lists_missing_and_unexpected(tmp_path, capsys):
+    state_dict = _ours('s12').state_dict()
+    state_dict.pop('head.fc.weight')
+    state_dict['backbone.extra.weight'] = torch.zeros(3)
+    path = tmp_path / 'partial.pth'
+    torch.save(state_dict, path)
+    missing, unexpected = load_model_weights(_ours('s12'), str(path))
+    assert missing == ['head.fc.weight']
+    assert unexpected == ['backbone.extra.weight']
+
+
+def test_wrong_arch_names_key_and_shapes(tmp_path):
+    path = tmp_path / 's12.pth'
+    torch.save(_ours('s12').state_dict(), path)
+    with pytest.raises(CheckpointError, match=r"'backbone\.stem\.conv\.weight'.*\(64, 3, 7, 7\).*\(96, 3, 7, 7\)"):
+        load_model_weights(_ours('m36'), str(path))
+
+
+def test_missing_checkpoint_is_one_line():
+    with pytest.raises(FileNotFoundError, match='checkpoint not found: /no/such.pth'):
+        load_model_weights(_ours('s12'), '/no/such.pth')
