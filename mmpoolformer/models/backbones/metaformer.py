@@ -278,14 +278,14 @@ class MetaFormer(BaseModule):
         if isinstance(arch, str):
             key = arch.lower()
             if key not in cls.arch_settings:
-                raise KeyError(f'Unknown {cls.__name__} arch {arch!r}; valid: '
+                raise ValueError(f'Unknown {cls.__name__} arch {arch!r}; valid: '
                                f'{sorted(cls.arch_settings)} or a dict with '
                                f'"layers" and "embed_dims".')
             return copy.deepcopy(cls.arch_settings[key])
         if isinstance(arch, dict):
             missing = {'layers', 'embed_dims'} - set(arch)
             if missing:
-                raise KeyError(f'arch dict lacks {sorted(missing)}; got keys '
+                raise ValueError(f'arch dict lacks {sorted(missing)}; got keys '
                                f'{sorted(arch)}')
             return copy.deepcopy(dict(arch))
         raise TypeError(f'arch must be a str or dict, got {type(arch).__name__}')

@@ -1,0 +1,121 @@
+"""The PoolFormer backbone: sizes, options and bad input."""
+import pytest
+import torch
+
+from conftest import build_from_config, randomize_
+from mmpoolformer.analysis import count_macs, count_parameters
+from mmpoolformer.models import PoolFormer
+
+# targets.md: exact classifier parameter counts (timm and mmpretrain agree) and
+# fvcore MACs at 224x224 as printed in the paper (one decimal, in G).
+SIZES = {
+    's12': (11_915_176, 1.8), 's24': (21_388_968, 3.4), 's36': (30_862_760, 5.0),
+    'm36': (56_172_520, 8.8), 'm48': (73_473_448, 11.6),
+}
+
+
+@pytest.mark.parametrize('arch', list(SIZES))
+def test_classifier_size_equals_paper(arch):
+    params, gmacs = SIZES[arch]
+    model = build_from_config(f'configs/classification/poolformer_{arch}_in1k.py')
+    assert count_parameters(model) == params
+    assert round(count_macs(model) / 1e9, 1) == gmacs
+
+
+@pytest.mark.parametrize('out_indices', [(0, 1, 2, 3), (1, 2, 3), (2, ), (-1, )])
+def test_out_indices_shapes_and_norms(out_indices):
+    model = PoolFormer('s12', out_indices=out_indices).eval()
+    outs = model(torch.randn(1, 3, 64, 96))
+    stages = sorted(i % 4 for i in out_indices)
+    assert len(outs) == len(stages)
+    for out, i in zip(outs, stages):
+        assert out.shape == (1, model.embed_dims[i], 64 // 4 // 2**i, 96 // 4 // 2**i)
+        assert hasattr(model, f'norm{i}')
+    # Stages without an output get no norm, so unused weights are never created.
+    assert not any(hasattr(model, f'norm{i}') for i in set(range(4)) - set(stages))
+
+
+def test_later_stages_are_not_computed():
+    model = PoolFormer('s12', out_indices=(1, )).eval()
+    calls = []
+    model.stages[2].register_forward_hook(lambda *a: calls.append(1))
+    model(torch.randn(1, 3, 64, 64))
+    assert not calls
+
+
+def test_odd_input_sizes():
+    model = PoolFormer('s12', out_indices=(0, 1, 2, 3)).eval()
+    outs = model(torch.randn(1, 3, 75, 101))
+    assert [o.shape[-2:] for o in outs] == [(19, 25), (10, 13), (5, 7), (3, 4)]
+
+
+def test_frozen_stages():
+    model = PoolFormer('s12', out_indices=(0, 1, 2, 3), frozen_stages=2)
+    model.train()
+    frozen = [model.stem, model.stages[0], model.stages[1], model.norm0, model.norm1]
+    assert all(not p.requires_grad for m in frozen for p in m.parameters())
+    assert all(not m.training for m in frozen)
+    assert all(p.requires_grad for p in model.stages[2].parameters())
+    assert model.stages[2].training
+
+
+def test_norm_eval_keeps_batchnorm_in_eval():
+    model = PoolFormer('s12', norm_cfg=dict(type='BN'), norm_eval=True)
+    model.train()
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(not m.training for m in bns)
+    assert model.stages[0].blocks[0].mlp.training
+
+
+def test_with_cp_gives_the_same_gradients():
+    x = torch.randn(2, 3, 64, 64)
+    grads = []
+    for with_cp in (False, True):
+        torch.manual_seed(0)
+        model = randomize_(PoolFormer('s12', with_cp=with_cp), seed=0).train()
+        model(x)[0].square().mean().backward()
+        grads.append(model.stages[1].blocks[0].mlp.fc1.weight.grad.clone())
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_drop_path_rises_linearly():
+    model = PoolFormer('s12', drop_path_rate=0.1)
+    rates = [b.drop_path.drop_prob if hasattr(b.drop_path, 'drop_prob') else 0.0
+             for s in model.stages for b in s.blocks]
+    assert rates[0] == 0 and rates[-1] == pytest.approx(0.1) and rates == sorted(rates)
+
+
+def test_layer_scale_init_per_arch():
+    assert PoolFormer('s12').stages[0].blocks[0].layer_scale1.scale[0].item() == pytest.approx(1e-5)
+    assert PoolFormer('s36').stages[0].blocks[0].layer_scale1.scale[0].item() == pytest.approx(1e-6)
+
+
+def test_token_mixer_is_pluggable():
+    model = PoolFormer('s12', token_mixers=dict(type='IdentityMixer'))
+    assert type(model.stages[0].blocks[0].token_mixer).__name__ == 'IdentityMixer'
+
+
+def test_arch_dict():
+    model = PoolFormer(dict(layers=[1, 1, 1, 1], embed_dims=[8, 16, 32, 64], mlp_ratios=2))
+    assert model.stages[3].blocks[0].mlp.fc1.out_channels == 128
+
+
+def test_unknown_arch_lists_valid_ones():
+    with pytest.raises(ValueError, match=r"'s13'.*\['m36', 'm48', 's12', 's24', 's36'\]"):
+        PoolFormer('s13')
+
+
+def test_arch_dict_without_required_keys():
+    with pytest.raises(ValueError, match='embed_dims'):
+        PoolFormer(dict(layers=[1, 1, 1, 1]))
+
+
+@pytest.mark.parametrize('out_indices', [(4, ), (0, -5)])
+def test_out_indices_out_of_range(out_indices):
+    with pytest.raises(ValueError, match='out_indices entry .* out of range'):
+        PoolFormer('s12', out_indices=out_indices)
+
+
+def test_frozen_stages_beyond_the_stages():
+    with pytest.raises(ValueError, match=r'frozen_stages must be in \[-1, 4\].*got 5'):
+        PoolFormer('s12', frozen_stages=5)
