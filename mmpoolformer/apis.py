@@ -27,7 +27,10 @@ def build_model(config: Union[str, Config], cfg_options: Optional[dict] = None):
     (mmpretrain, mmdet or mmseg), without loading weights."""
     cfg = load_config(config, cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
-    model = MODELS.build(cfg.model)
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor'):  # mmpretrain keeps it at the top level
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
     model.cfg = cfg
     return model
 

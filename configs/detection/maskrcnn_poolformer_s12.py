@@ -1,0 +1,21 @@
+# Mask R-CNN + PoolFormer-S12 on COCO, the original recipe: 1x schedule (12 epochs,
+# lr steps at 8 and 11, linear warmup), 8 GPUs x 2 images, AdamW lr 2e-4, wd 1e-4,
+# FPN 256 channels / 5 outputs, ImageNet-pretrained backbone (official weights).
+_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmpoolformer'], allow_failed_imports=False)
+
+pretrained = 'https://github.com/sail-sg/poolformer/releases/download/v1.0/poolformer_s12.pth.tar'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmpoolformer.PoolFormer',
+        arch='s12',
+        out_indices=(0, 1, 2, 3),
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    neck=dict(in_channels=[64, 128, 320, 512]))
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4))
+custom_hooks = [dict(type='mmpoolformer.ConvertCheckpointHook')]

@@ -1,0 +1,21 @@
+# RetinaNet + PoolFormer-S12 on COCO, the original recipe: 1x schedule, 8 GPUs x 2
+# images, AdamW lr 1e-4, wd 1e-4. The FPN starts at stride 8 with extra convs on
+# its input, so the backbone emits (and normalises) only stages 1-3.
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmpoolformer'], allow_failed_imports=False)
+
+pretrained = 'https://github.com/sail-sg/poolformer/releases/download/v1.0/poolformer_s12.pth.tar'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmpoolformer.PoolFormer',
+        arch='s12',
+        out_indices=(1, 2, 3),
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    neck=dict(in_channels=[128, 320, 512], start_level=0))
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4))
+custom_hooks = [dict(type='mmpoolformer.ConvertCheckpointHook')]

@@ -1,0 +1,20 @@
+# Semantic FPN + PoolFormer-S12 on ADE20K, the original recipe: 512x512 crops,
+# 8 GPUs x 4 images, AdamW lr 2e-4, wd 1e-4, poly (power 0.9) over 40k iterations,
+# FPN 256 / FPNHead 128 channels, 150 classes, single-scale test with
+# ResizeToMultiple(32). mmseg's own PoolFormer config supplies data and schedule.
+#   ADE20K layout: data/ade/ADEChallengeData2016/{images,annotations}/{training,validation}
+_base_ = 'mmseg::poolformer/fpn_poolformer_s12_8xb4-40k_ade20k-512x512.py'
+custom_imports = dict(imports=['mmpoolformer'], allow_failed_imports=False)
+
+pretrained = 'https://github.com/sail-sg/poolformer/releases/download/v1.0/poolformer_s12.pth.tar'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmpoolformer.PoolFormer',
+        arch='s12',
+        out_indices=(0, 1, 2, 3),
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+
+# The original trained in fp32; use --amp to opt in to mixed precision.
+optim_wrapper = dict(type='OptimWrapper')
+custom_hooks = [dict(type='mmpoolformer.ConvertCheckpointHook')]

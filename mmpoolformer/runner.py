@@ -1,0 +1,114 @@
+"""What tools/train.py and tools/test.py share: config preparation around
+mmengine's Runner, CPU-friendly distributed set-up, one-line user errors."""
+import functools
+import os
+import os.path as osp
+import sys
+from typing import Optional
+
+import torch
+from mmengine.config import Config, DictAction  # noqa: F401  (DictAction re-exported)
+
+from mmpoolformer.apis import load_config
+from mmpoolformer.checkpoint import CheckpointError
+
+# Errors that mean "the user asked for something that cannot be done"; the tools
+# print them in one line instead of a traceback.
+class UsageError(RuntimeError):
+    """An option that this config or machine cannot honour."""
+
+
+USER_ERRORS = (FileNotFoundError, CheckpointError, UsageError)
+
+
+def cli(main):
+    """Run a tool's main(), turning user errors into a one-line message."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except USER_ERRORS as err:
+            sys.exit(f'error: {err}')
+
+    return wrapper
+
+
+def add_common_args(parser):
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go '
+                        '(default: ./work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. train_dataloader.batch_size=8')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def prepare_config(args, checkpoint: Optional[str] = None) -> Config:
+    """Apply the command-line options that OpenMMLab tools share to a config."""
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if checkpoint is not None:
+        cfg.load_from = checked_path(checkpoint)
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        _use_cpu_distributed(cfg)
+    return cfg
+
+
+def checked_path(checkpoint: str) -> str:
+    if not checkpoint.startswith(('http://', 'https://')) and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    return checkpoint
+
+
+def _use_cpu_distributed(cfg: Config):
+    """Distributed runs without CUDA: gloo, and DDP without device ids.
+
+    mmengine's own init_dist calls torch.cuda.set_device, so the process group is
+    started here; the Runner then finds it initialised and keeps it.
+    """
+    cfg.env_cfg = cfg.get('env_cfg', {})
+    cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    if cfg.launcher == 'pytorch' and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend='gloo')
+
+
+def enable_amp(cfg: Config):
+    if not torch.cuda.is_available():
+        raise UsageError('--amp needs a CUDA device: mmengine\'s '
+                         'AmpOptimWrapper does not run on the CPU')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def enable_auto_scale_lr(cfg: Config):
+    if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+        raise UsageError(f'{cfg.filename}: --auto-scale-lr needs '
+                           'auto_scale_lr.base_batch_size in the config')
+    cfg.auto_scale_lr.enable = True
+
+
+def enable_show_dir(cfg: Config, show_dir: str):
+    """Save drawn predictions of the test set, whichever toolbox the config is for."""
+    scope = cfg.get('default_scope')
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise UsageError(f'{cfg.filename}: no visualization hook to draw with')
+    if scope == 'mmpretrain':
+        hook.update(enable=True, out_dir=show_dir)
+    elif scope == 'mmdet':
+        hook.update(draw=True, test_out_dir=osp.abspath(show_dir))
+    else:  # mmseg draws into the visualizer's save_dir
+        hook.update(draw=True)
+        cfg.visualizer.save_dir = show_dir

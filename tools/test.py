@@ -1,0 +1,31 @@
+"""Evaluate a checkpoint (any PoolFormer layout) with a config's test set and metric."""
+import argparse
+
+from mmengine.runner import Runner
+
+from mmpoolformer import runner as R
+
+
+def parse_args():
+    parser = R.add_common_args(argparse.ArgumentParser(description=__doc__))
+    parser.add_argument('checkpoint', help='checkpoint file or URL')
+    parser.add_argument('--out', help='dump raw predictions to this pickle file')
+    parser.add_argument('--show-dir', help='save images with predictions drawn')
+    return parser.parse_args()
+
+
+@R.cli
+def main():
+    args = parse_args()
+    cfg = R.prepare_config(args, checkpoint=args.checkpoint)
+    if args.show_dir:
+        R.enable_show_dir(cfg, args.show_dir)
+    runner = Runner.from_cfg(cfg)
+    if args.out:
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,36 @@
+"""Train any mmpoolformer config (classification, detection, segmentation)."""
+import argparse
+
+from mmengine.runner import Runner
+
+from mmpoolformer import runner as R
+
+
+def parse_args():
+    parser = R.add_common_args(argparse.ArgumentParser(description=__doc__))
+    parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
+                        help='resume from CHECKPOINT, or from the latest one in '
+                        'the work dir when no path is given')
+    parser.add_argument('--amp', action='store_true', help='mixed precision (CUDA)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by the actual total batch size')
+    return parser.parse_args()
+
+
+@R.cli
+def main():
+    args = parse_args()
+    cfg = R.prepare_config(args)
+    if args.amp:
+        R.enable_amp(cfg)
+    if args.auto_scale_lr:
+        R.enable_auto_scale_lr(cfg)
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume:
+        cfg.resume, cfg.load_from = True, R.checked_path(args.resume)
+    Runner.from_cfg(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
