@@ -29,25 +29,24 @@ class CheckpointError(RuntimeError):
 # Reading files
 # --------------------------------------------------------------------------- #
 def _allow_mmengine_types():
-    """Let ``weights_only`` loading accept the few plain types mmengine stores.
+    """Let ``weights_only`` loading accept the plain types mmengine stores.
 
-    mmengine's resume checkpoints hold its logging buffers (a HistoryBuffer of
-    numbers) and numpy scalars; allow-listing them keeps the unpickling
-    protection on for everything else.
+    mmengine's checkpoints hold its logging buffers (HistoryBuffer, whose
+    statistics methods pickle as ``getattr(buffer, 'min')``) and numpy arrays and
+    scalars. ``getattr`` only fetches attributes of objects the restricted
+    unpickler already allowed; calling what it returns is still refused unless
+    that callable is itself allow-listed, so the protection stays on.
     """
+    import builtins
+
     import numpy as np
     from mmengine.logging import HistoryBuffer
-    from mmengine.config.config import ConfigDict
-    safe = [HistoryBuffer, ConfigDict, np.dtype, np.ndarray,
-            np.core.multiarray._reconstruct if hasattr(np, 'core') else None,
-            type(np.dtype('float64')), type(np.dtype('int64')),
-            type(np.dtype('float32')), type(np.dtype('int32'))]
-    try:
-        safe.append(np._core.multiarray._reconstruct)
-        safe.append(np._core.multiarray.scalar)
-    except AttributeError:  # numpy < 2
-        safe.append(np.core.multiarray.scalar)
-    torch.serialization.add_safe_globals([s for s in safe if s is not None])
+    np_core = getattr(np, '_core', None) or np.core
+    torch.serialization.add_safe_globals([
+        HistoryBuffer, builtins.getattr, np.ndarray, np.dtype,
+        np_core.multiarray._reconstruct, np_core.multiarray.scalar,
+        *{type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')},
+    ])
 
 
 _allow_mmengine_types()

@@ -28,3 +28,31 @@ def build_from_config(path, **overrides):
 @pytest.fixture
 def randomize():
     return randomize_
+
+
+def run_tool(*args, timeout=900, env=None):
+    """Run a command of tools/ from the repository root; returns CompletedProcess."""
+    import subprocess
+    cmd = [sys.executable, *args] if args[0].endswith('.py') else ['bash', *args]
+    full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def builtin_cls_options(data_root, max_epochs=1, num_workers=0):
+    """--cfg-options that point the built-in classification config at data_root."""
+    opts = [f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
+            'default_hooks.checkpoint.interval=1']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts += [f'{loader}.dataset.data_root={data_root}',
+                 f'{loader}.num_workers={num_workers}',
+                 f'{loader}.persistent_workers={num_workers > 0}']
+    return ['--cfg-options', *opts]
+
+
+@pytest.fixture(scope='session')
+def tiny_cls_data(tmp_path_factory):
+    from mmpoolformer.datasets.builtin import make_classification_set
+    root = str(tmp_path_factory.mktemp('tiny_cls'))
+    make_classification_set(root, splits=(('train', 8), ('val', 4)), seed=1)
+    return root
