@@ -18,11 +18,9 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from mmpoolformer.errors import CheckpointError
+
 LAYOUTS = ('mmpoolformer', 'mmpretrain', 'official', 'timm')
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used as asked; the message says why."""
 
 
 # --------------------------------------------------------------------------- #

@@ -10,15 +10,7 @@ import torch
 from mmengine.config import Config, DictAction  # noqa: F401  (DictAction re-exported)
 
 from mmpoolformer.apis import load_config
-from mmpoolformer.checkpoint import CheckpointError
-
-# Errors that mean "the user asked for something that cannot be done"; the tools
-# print them in one line instead of a traceback.
-class UsageError(RuntimeError):
-    """An option that this config or machine cannot honour."""
-
-
-USER_ERRORS = (FileNotFoundError, CheckpointError, UsageError)
+from mmpoolformer.errors import USER_ERRORS, UsageError
 
 
 def cli(main):

@@ -56,3 +56,28 @@ def tiny_cls_data(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('tiny_cls'))
     make_classification_set(root, splits=(('train', 8), ('val', 4)), seed=1)
     return root
+
+
+def mmpretrain_classifier(arch='s12', num_classes=1000):
+    """mmpretrain's own PoolFormer classifier, the reference for parity."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.models import ImageClassifier
+    width = 512 if arch.startswith('s') else 768
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return ImageClassifier(
+            backbone=dict(type='PoolFormer', arch=arch),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=width)).eval()
+
+
+def official_from_mmpretrain(state_dict):
+    """Write the sail-sg layout: the mmpretrain names without 'backbone.',
+    the final norm as 'norm' and the classifier as 'head'."""
+    import re
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r'^backbone\.', '', key)
+        key = re.sub(r'^norm6\.', 'norm.', key)
+        key = re.sub(r'^head\.fc\.', 'head.', key)
+        out[key] = value
+    return out

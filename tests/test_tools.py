@@ -5,7 +5,8 @@ import re
 
 import torch
 
-from conftest import builtin_cls_options, randomize_, run_tool
+from conftest import (builtin_cls_options, mmpretrain_classifier, official_from_mmpretrain,
+                      randomize_, run_tool)
 
 CONFIG = 'configs/classification/poolformer_s12_builtin.py'
 
@@ -28,13 +29,8 @@ def test_train_then_test(tiny_cls_data, tmp_path):
 
 def test_tools_test_takes_an_official_checkpoint(tiny_cls_data, tmp_path):
     """The sail-sg layout evaluates without a conversion step (ConvertCheckpointHook)."""
-    from mmpretrain.models import ImageClassifier
-    source = randomize_(ImageClassifier(
-        backbone=dict(type='mmpretrain.PoolFormer', arch='s12'),
-        neck=dict(type='mmpretrain.GlobalAveragePooling'),
-        head=dict(type='mmpretrain.LinearClsHead', num_classes=4, in_channels=512)))
-    official = {re.sub(r'^backbone\.', '', k).replace('norm6.', 'norm.').replace('head.fc.', 'head.'): v
-                for k, v in source.state_dict().items()}
+    source = randomize_(mmpretrain_classifier('s12', num_classes=4))
+    official = official_from_mmpretrain(source.state_dict())
     path = str(tmp_path / 'poolformer_s12.pth.tar')
     torch.save(official, path)
     out = _ok(run_tool('tools/test.py', CONFIG, path, '--work-dir', str(tmp_path),
@@ -67,3 +63,10 @@ def test_dist_train_two_cpu_processes(tiny_cls_data, tmp_path):
     # 32 training images, batch 16: two iterations alone, one per rank when sharded.
     assert 'Epoch(train) [1][1/1]' in log, out[-2000:]
     assert os.path.isfile(os.path.join(work, 'epoch_1.pth'))
+
+
+def test_unknown_arch_in_config_is_one_line():
+    proc = run_tool('tools/train.py', CONFIG, '--cfg-options', 'model.backbone.arch=s13')
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and "arch 's13'" in last and "'m48'" in last

@@ -1,38 +1,15 @@
 """Weights of all public layouts load, with numerical parity to timm and mmpretrain."""
-import re
-
 import pytest
 import timm
 import torch
-from mmpretrain.models import ImageClassifier
 from timm.models.metaformer import checkpoint_filter_fn
 
-from conftest import build_from_config, randomize_
+from conftest import build_from_config, mmpretrain_classifier, official_from_mmpretrain, randomize_
 from mmpoolformer.checkpoint import CheckpointError, detect_layout, load_model_weights
 from mmpoolformer.models import PoolFormer
 
 ARCHS = ['s12', 's24', 's36', 'm36', 'm48']
 TOL = 1e-5
-
-
-def _mmpretrain_classifier(arch):
-    width = 512 if arch.startswith('s') else 768
-    return ImageClassifier(
-        backbone=dict(type='mmpretrain.PoolFormer', arch=arch),
-        neck=dict(type='mmpretrain.GlobalAveragePooling'),
-        head=dict(type='mmpretrain.LinearClsHead', num_classes=1000, in_channels=width)).eval()
-
-
-def _official_from_mmpretrain(state_dict):
-    """Write the sail-sg layout: the mmpretrain names without 'backbone.',
-    the final norm as 'norm' and the classifier as 'head'."""
-    out = {}
-    for key, value in state_dict.items():
-        key = re.sub(r'^backbone\.', '', key)
-        key = re.sub(r'^norm6\.', 'norm.', key)
-        key = re.sub(r'^head\.fc\.', 'head.', key)
-        out[key] = value
-    return out
 
 
 def _stage_outputs(stages, model, x):
@@ -51,13 +28,13 @@ def _ours(arch):
 
 @pytest.mark.parametrize('arch', ARCHS)
 def test_parity_with_mmpretrain_and_official_layout(arch, tmp_path):
-    reference = randomize_(_mmpretrain_classifier(arch), seed=1)
+    reference = randomize_(mmpretrain_classifier(arch), seed=1)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         expected = reference(x, mode='tensor')
 
     files = {'mmpretrain': reference.state_dict(),
-             'official': _official_from_mmpretrain(reference.state_dict())}
+             'official': official_from_mmpretrain(reference.state_dict())}
     for layout, state_dict in files.items():
         path = tmp_path / f'{layout}.pth'
         torch.save({'state_dict': state_dict} if layout == 'mmpretrain' else state_dict, path)
@@ -92,8 +69,8 @@ def test_parity_with_timm(arch, tmp_path):
 
 def test_official_layout_is_the_one_timm_defines():
     """Our writer of the official layout agrees with timm's own converter."""
-    reference = randomize_(_mmpretrain_classifier('s12'), seed=3)
-    official = _official_from_mmpretrain(reference.state_dict())
+    reference = randomize_(mmpretrain_classifier('s12'), seed=3)
+    official = official_from_mmpretrain(reference.state_dict())
     model = timm.create_model('poolformer_s12')
     model.load_state_dict(checkpoint_filter_fn(official, model), strict=True)
 
@@ -104,10 +81,10 @@ def test_init_cfg_loads_every_layout_into_a_dense_backbone(layout, tmp_path):
         source = randomize_(timm.create_model('poolformer_s12'), seed=4).eval()
         state_dict, stages = source.state_dict(), source.stages
     else:
-        source = randomize_(_mmpretrain_classifier('s12'), seed=4)
+        source = randomize_(mmpretrain_classifier('s12'), seed=4)
         state_dict = source.state_dict()
         if layout == 'official':
-            state_dict = _official_from_mmpretrain(state_dict)
+            state_dict = official_from_mmpretrain(state_dict)
         stages = [source.backbone.network[k] for k in (0, 2, 4, 6)]
     path = tmp_path / 'weights.pth'
     torch.save(state_dict, path)

@@ -24,6 +24,7 @@ from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmpoolformer.errors import ConfigError
 from mmpoolformer.registry import MODELS
 
 
@@ -172,7 +173,7 @@ def _per_stage(value, num_stages: int, name: str) -> list:
     """Broadcast a scalar or a dict to one entry per stage."""
     if isinstance(value, (list, tuple)):
         if len(value) != num_stages:
-            raise ValueError(f'{name} has {len(value)} entries, expected one '
+            raise ConfigError(f'{name} has {len(value)} entries, expected one '
                              f'per stage ({num_stages}): {value}')
         return [copy.deepcopy(v) for v in value]
     return [copy.deepcopy(value) for _ in range(num_stages)]
@@ -238,7 +239,7 @@ class MetaFormer(BaseModule):
         layers, dims = arch['layers'], arch['embed_dims']
         n = self.num_stages = len(layers)
         if len(dims) != n:
-            raise ValueError(f'arch has {n} layers but {len(dims)} embed_dims')
+            raise ConfigError(f'arch has {n} layers but {len(dims)} embed_dims')
         mlp_ratios = _per_stage(arch.get('mlp_ratios', 4), n, 'mlp_ratios')
         mixers = _per_stage(
             token_mixers or arch.get('token_mixers', dict(type='Pooling')), n,
@@ -247,7 +248,7 @@ class MetaFormer(BaseModule):
         self.embed_dims = list(dims)
         self.out_indices = self._check_out_indices(out_indices)
         if not -1 <= frozen_stages <= n:
-            raise ValueError(f'frozen_stages must be in [-1, {n}] (-1: none, '
+            raise ConfigError(f'frozen_stages must be in [-1, {n}] (-1: none, '
                              f'0: stem, {n}: all stages), got {frozen_stages}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
@@ -278,17 +279,17 @@ class MetaFormer(BaseModule):
         if isinstance(arch, str):
             key = arch.lower()
             if key not in cls.arch_settings:
-                raise ValueError(f'Unknown {cls.__name__} arch {arch!r}; valid: '
+                raise ConfigError(f'Unknown {cls.__name__} arch {arch!r}; valid: '
                                f'{sorted(cls.arch_settings)} or a dict with '
                                f'"layers" and "embed_dims".')
             return copy.deepcopy(cls.arch_settings[key])
         if isinstance(arch, dict):
             missing = {'layers', 'embed_dims'} - set(arch)
             if missing:
-                raise ValueError(f'arch dict lacks {sorted(missing)}; got keys '
+                raise ConfigError(f'arch dict lacks {sorted(missing)}; got keys '
                                f'{sorted(arch)}')
             return copy.deepcopy(dict(arch))
-        raise TypeError(f'arch must be a str or dict, got {type(arch).__name__}')
+        raise ConfigError(f'arch must be a str or dict, got {type(arch).__name__}')
 
     def _check_out_indices(self, out_indices) -> tuple:
         if isinstance(out_indices, int):
@@ -297,12 +298,12 @@ class MetaFormer(BaseModule):
         result = []
         for i in out_indices:
             if not -n <= i < n:
-                raise ValueError(f'out_indices entry {i} is out of range: '
+                raise ConfigError(f'out_indices entry {i} is out of range: '
                                  f'{self.__class__.__name__} has {n} stages '
                                  f'(valid: {-n}..{n - 1})')
             result.append(i % n)
         if not result:
-            raise ValueError('out_indices is empty')
+            raise ConfigError('out_indices is empty')
         return tuple(sorted(set(result)))
 
     # -- weights --------------------------------------------------------------- #
