@@ -45,3 +45,67 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None,
     else:
         model.init_weights()
     return model.to(device).eval()
+
+
+# The toolboxes' own inferencers do the pre-processing, batching and drawing.
+_INFERENCERS = {
+    'mmpretrain': ('mmpretrain.apis', 'ImageClassificationInferencer'),
+    'mmdet': ('mmdet.apis', 'DetInferencer'),
+    'mmseg': ('mmseg.apis', 'MMSegInferencer'),
+}
+
+
+def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = None,
+                     device: str = 'cpu'):
+    """The toolbox inferencer for a config, with weights of any layout loaded.
+
+    Class names come from the checkpoint's meta when it has them (a checkpoint
+    trained here), else from the config's test set.
+    """
+    import importlib
+    import warnings
+    cfg = load_config(config)
+    scope = cfg.get('default_scope', 'mmengine')
+    if scope not in _INFERENCERS:
+        raise ValueError(f'{config}: no inferencer for default_scope {scope!r}')
+    module, name = _INFERENCERS[scope]
+    inferencer_cls = getattr(importlib.import_module(module), name)
+    with warnings.catch_warnings():  # "weights is None": we load them below
+        warnings.simplefilter('ignore')
+        if scope == 'mmpretrain':
+            inferencer = inferencer_cls(cfg, pretrained=False, device=device)
+        else:
+            inferencer = inferencer_cls(cfg, weights=None, device=device)
+    model = inferencer.model
+    if checkpoint:
+        load_model_weights(model, checkpoint)
+    meta = getattr(model, 'checkpoint_meta', {}).get('dataset_meta') or _dataset_meta(cfg)
+    model.dataset_meta = {k.lower(): v for k, v in meta.items()}
+    inferencer.visualizer.dataset_meta = model.dataset_meta
+    if scope == 'mmpretrain':
+        inferencer.classes = model.dataset_meta.get('classes')
+    return inferencer
+
+
+def _dataset_meta(cfg: Config) -> dict:
+    from mmengine.registry import DATASETS
+    dataset_cfg = cfg.test_dataloader.dataset.copy()
+    dataset_cfg['lazy_init'] = True
+    return dict(DATASETS.build(dataset_cfg).metainfo)
+
+
+def inference(config: Union[str, Config], checkpoint: Optional[str], inputs,
+              out_dir: Optional[str] = None, device: str = 'cpu',
+              score_thr: float = 0.3, **kwargs):
+    """Run a model on an image path, a folder or an array; with ``out_dir``,
+    drawn results go to ``out_dir/vis`` (predictions as JSON to ``out_dir/preds``
+    for detection, drawn from ``score_thr`` up). Returns the toolbox
+    inferencer's result dict."""
+    inferencer = build_inferencer(config, checkpoint, device)
+    scope = load_config(config).get('default_scope')
+    if scope == 'mmpretrain':
+        return inferencer(inputs, show_dir=out_dir and os.path.join(out_dir, 'vis'), **kwargs)
+    if scope == 'mmdet':
+        return inferencer(inputs, out_dir=out_dir or '', no_save_vis=out_dir is None,
+                          no_save_pred=out_dir is None, pred_score_thr=score_thr, **kwargs)
+    return inferencer(inputs, out_dir=out_dir or '', **kwargs)

@@ -198,8 +198,11 @@ def load_backbone_weights(backbone: torch.nn.Module, checkpoint: str,
 
 def load_model_weights(model: torch.nn.Module, checkpoint: str, strict: bool = False):
     """Load a checkpoint of any layout into a whole model (classifier, detector,
-    segmentor built by this project). Returns (missing, unexpected)."""
-    state_dict, layout = convert_to_mmpoolformer(get_state_dict(load_file(checkpoint)))
+    segmentor built by this project). Returns (missing, unexpected); the
+    checkpoint's ``meta`` (class names, ...) is kept in ``model.checkpoint_meta``."""
+    raw = load_file(checkpoint)
+    model.checkpoint_meta = raw.get('meta', {}) if isinstance(raw.get('meta'), dict) else {}
+    state_dict, layout = convert_to_mmpoolformer(get_state_dict(raw))
     check_shapes(model.state_dict(), state_dict, checkpoint)
     missing, unexpected = model.load_state_dict(state_dict, strict=strict)
     _report(checkpoint, layout, len(state_dict) - len(unexpected), missing, unexpected)

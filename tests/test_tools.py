@@ -70,3 +70,14 @@ def test_unknown_arch_in_config_is_one_line():
     assert proc.returncode != 0 and 'Traceback' not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('error: ') and "arch 's13'" in last and "'m48'" in last
+
+
+def test_resume_continues_from_the_latest_checkpoint(tiny_cls_data, tmp_path):
+    """mmengine's own checkpoints load under weights_only=True (allow-listed types)."""
+    work = str(tmp_path / 'work')
+    _ok(run_tool('tools/train.py', CONFIG, '--work-dir', work,
+                 *builtin_cls_options(tiny_cls_data, max_epochs=1)))
+    out = _ok(run_tool('tools/train.py', CONFIG, '--work-dir', work, '--resume',
+                       *builtin_cls_options(tiny_cls_data, max_epochs=2)))
+    assert 'resumed epoch: 1' in out
+    assert os.path.isfile(os.path.join(work, 'epoch_2.pth'))

@@ -75,3 +75,63 @@ def make_classification_set(root: str, splits=(('train', 300), ('val', 50)),
         draw_shape(img, shape_polygon(cls, center, radius, angle), rng)
         cv2.imwrite(osp.join(folder, f'{i:05d}.png'), img)
     return list(SHAPES)
+
+
+def _place_shapes(rng, height, width, count, min_radius, max_radius, tries=50):
+    """Up to ``count`` non-overlapping shapes as (kind, polygon) pairs."""
+    placed, boxes = [], []
+    for _ in range(count):
+        for _ in range(tries):
+            center, radius, angle = random_shape(rng, height, width, min_radius, max_radius)
+            box = (center[0] - radius, center[1] - radius, center[0] + radius, center[1] + radius)
+            if all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in boxes):
+                kind = SHAPES[rng.integers(len(SHAPES))]
+                polygon = np.clip(shape_polygon(kind, center, radius, angle),
+                                  0, [width - 1, height - 1])
+                placed.append((kind, polygon))
+                boxes.append(box)
+                break
+    return placed
+
+
+def make_coco_set(root: str, splits=(('train2017', 160), ('val2017', 40)),
+                  size: Tuple[int, int] = (160, 192), max_objects: int = 3,
+                  seed: int = 0) -> List[str]:
+    """COCO instance-segmentation layout as mmdet expects it::
+
+        root/annotations/instances_{split}.json, root/{split}/<n>.png
+
+    Each image holds 1..max_objects shapes with polygon masks; category ids
+    start at 1 as in COCO. ``size`` is (height, width), deliberately not a
+    multiple of 32. Returns the class names.
+    """
+    import json
+    rng = np.random.default_rng(seed)
+    height, width = size
+    categories = [dict(id=i + 1, name=name) for i, name in enumerate(SHAPES)]
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    for split, count in splits:
+        os.makedirs(osp.join(root, split), exist_ok=True)
+        images, annotations = [], []
+        for image_id in tqdm(range(1, count + 1), desc=f'writing {root}/{split}', unit='img'):
+            img = background(rng, height, width)
+            file_name = f'{image_id:06d}.png'
+            for kind, polygon in _place_shapes(rng, height, width,
+                                               rng.integers(1, max_objects + 1),
+                                               min(size) * 0.08, min(size) * 0.22):
+                draw_shape(img, polygon, rng)
+                mask = np.zeros((height, width), np.uint8)
+                cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+                x0, y0 = polygon.min(0)
+                x1, y1 = polygon.max(0)
+                annotations.append(dict(
+                    id=len(annotations) + 1, image_id=image_id,
+                    category_id=SHAPES.index(kind) + 1,
+                    segmentation=[polygon.round(1).flatten().tolist()],
+                    bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                    area=float(mask.sum()), iscrowd=0))
+            cv2.imwrite(osp.join(root, split, file_name), img)
+            images.append(dict(id=image_id, file_name=file_name, height=height, width=width))
+        with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
+            json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+    return list(SHAPES)

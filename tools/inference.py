@@ -1,0 +1,30 @@
+"""Run a classifier, detector or segmentor on an image or a folder of images and
+save the drawn results (boxes and masks, segmentation overlays, top classes)."""
+import argparse
+
+from mmpoolformer.apis import inference
+from mmpoolformer.runner import cli
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file or URL (any PoolFormer layout)')
+    parser.add_argument('inputs', help='an image file or a folder of images')
+    parser.add_argument('--out-dir', default='outputs', help='results go to OUT_DIR/vis')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='detection: draw boxes scoring at least this')
+    return parser.parse_args()
+
+
+@cli
+def main():
+    args = parse_args()
+    inference(args.config, args.checkpoint, args.inputs, out_dir=args.out_dir,
+              device=args.device, score_thr=args.score_thr)
+    print(f'results written to {args.out_dir}/vis')
+
+
+if __name__ == '__main__':
+    main()
