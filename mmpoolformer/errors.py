@@ -12,8 +12,12 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used as asked; the message says why."""
 
 
+class DatasetError(RuntimeError):
+    """Data that does not match its annotations; the message names the file."""
+
+
 class UsageError(RuntimeError):
     """An option that this config or machine cannot honour."""
 
 
-USER_ERRORS = (FileNotFoundError, ConfigError, CheckpointError, UsageError)
+USER_ERRORS = (FileNotFoundError, ConfigError, CheckpointError, DatasetError, UsageError)

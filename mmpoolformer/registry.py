@@ -5,7 +5,9 @@ our modules by the scoped name, e.g. ``type='mmpoolformer.PoolFormer'`` inside a
 mmdet, mmseg or mmpretrain config (``custom_imports=dict(imports=['mmpoolformer'])``).
 The scope prefix also keeps ours apart from mmpretrain's own ``PoolFormer``.
 """
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
@@ -13,3 +15,7 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmpoolformer',
                   locations=['mmpoolformer.models'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmpoolformer',
                  locations=['mmpoolformer.engine'])
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmpoolformer',
+                    locations=['mmpoolformer.datasets'])
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmpoolformer',
+                      locations=['mmpoolformer.datasets'])

@@ -81,3 +81,47 @@ def official_from_mmpretrain(state_dict):
         key = re.sub(r'^head\.fc\.', 'head.', key)
         out[key] = value
     return out
+
+
+def last_metrics(work_dir):
+    """The last logged validation metrics of an mmengine run in work_dir."""
+    import json
+    runs = sorted(d for d in os.listdir(work_dir) if os.path.isdir(os.path.join(work_dir, d)))
+    scalars = [json.loads(line) for line in
+               open(os.path.join(work_dir, runs[-1], 'vis_data', 'scalars.json'))]
+    return [s for s in scalars if 'step' in s and not any(k.startswith(('loss', 'lr')) for k in s)][-1]
+
+
+@pytest.fixture(scope='session')
+def builtin_classifier(tmp_path_factory):
+    """PoolFormer-S12 trained on the built-in shapes (about 2.5 minutes on 2 cores):
+    the learning test checks it, and the dense-prediction tests start from it, as
+    COCO and ADE20K models start from ImageNet weights. Returns (work_dir, checkpoint)."""
+    from mmpoolformer.datasets.builtin import make_classification_set
+    tmp = tmp_path_factory.mktemp('builtin_cls')
+    data, work = str(tmp / 'data'), str(tmp / 'work')
+    make_classification_set(data, seed=0)
+    proc = run_tool('tools/train.py', 'configs/classification/poolformer_s12_builtin.py',
+                    '--work-dir', work,
+                    *builtin_cls_options(data, max_epochs=15, num_workers=2),
+                    'train_cfg.val_interval=15', timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work, os.path.join(work, 'epoch_15.pth')
+
+
+@pytest.fixture(scope='session')
+def builtin_coco(tmp_path_factory):
+    from mmpoolformer.datasets.builtin import make_coco_set
+    root = str(tmp_path_factory.mktemp('builtin_coco'))
+    make_coco_set(root, seed=0)
+    return root
+
+
+def builtin_coco_options(data_root, pretrained, num_workers=2):
+    """--cfg-options that point a built-in detection config at data_root."""
+    opts = [f'model.backbone.init_cfg.checkpoint={pretrained}',
+            f'val_evaluator.ann_file={data_root}/annotations/instances_val2017.json',
+            f'test_evaluator.ann_file={data_root}/annotations/instances_val2017.json']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts += [f'{loader}.dataset.data_root={data_root}', f'{loader}.num_workers={num_workers}']
+    return ['--cfg-options', *opts]

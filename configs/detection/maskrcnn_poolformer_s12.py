@@ -18,4 +18,9 @@ optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4))
+# Annotation files are checked while loading: a bad image id or category id, or a
+# missing image file, is reported by name.
+train_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset'))
+val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset'))
+test_dataloader = val_dataloader
 custom_hooks = [dict(type='mmpoolformer.ConvertCheckpointHook')]

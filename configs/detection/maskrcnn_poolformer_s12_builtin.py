@@ -1,5 +1,5 @@
 # Mask R-CNN + PoolFormer-S12 on the built-in shapes data (COCO layout, 4 classes,
-# 192x160 images): `python tools/data/make_builtin_data.py coco`.
+# 190x150 images, sides not multiples of 32): `python tools/data/make_builtin_data.py coco`.
 # Same model as COCO with CPU-sized images, proposals and schedule. As on COCO the
 # backbone starts from a classifier: the one configs/classification/
 # poolformer_s12_builtin.py trains (`--cfg-options model.backbone.init_cfg=None`

@@ -1,6 +1,6 @@
 # RetinaNet + PoolFormer-S12 on the built-in shapes data (COCO layout, 4 classes,
-# 192x160 images): `python tools/data/make_builtin_data.py coco`. The backbone starts
-# from the built-in classifier, as maskrcnn_poolformer_s12_builtin.py explains.
+# 190x150 images, sides not multiples of 32): `python tools/data/make_builtin_data.py coco`.
+# The backbone starts from the built-in classifier (see maskrcnn_poolformer_s12_builtin.py).
 _base_ = './retinanet_poolformer_s12.py'
 
 data_root = 'data/builtin/coco/'
@@ -41,12 +41,12 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-max_epochs = 6
+max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[5], gamma=0.1),
+    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[10], gamma=0.1),
 ]
 auto_scale_lr = dict(base_batch_size=4)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs))

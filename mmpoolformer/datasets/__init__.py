@@ -1,1 +1,1 @@
-
+from .coco import ValidatedCocoDataset  # noqa: F401

@@ -95,7 +95,7 @@ def _place_shapes(rng, height, width, count, min_radius, max_radius, tries=50):
 
 
 def make_coco_set(root: str, splits=(('train2017', 160), ('val2017', 40)),
-                  size: Tuple[int, int] = (160, 192), max_objects: int = 3,
+                  size: Tuple[int, int] = (150, 190), max_objects: int = 3,
                   seed: int = 0) -> List[str]:
     """COCO instance-segmentation layout as mmdet expects it::
 
