@@ -125,3 +125,19 @@ def builtin_coco_options(data_root, pretrained, num_workers=2):
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         opts += [f'{loader}.dataset.data_root={data_root}', f'{loader}.num_workers={num_workers}']
     return ['--cfg-options', *opts]
+
+
+@pytest.fixture(scope='session')
+def builtin_ade20k(tmp_path_factory):
+    from mmpoolformer.datasets.builtin import make_ade20k_set
+    root = str(tmp_path_factory.mktemp('builtin_ade20k'))
+    make_ade20k_set(root, seed=0)
+    return root
+
+
+def builtin_seg_options(data_root, pretrained, num_workers=2):
+    """--cfg-options that point the built-in segmentation config at data_root."""
+    opts = [f'model.backbone.init_cfg.checkpoint={pretrained}']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts += [f'{loader}.dataset.data_root={data_root}', f'{loader}.num_workers={num_workers}']
+    return ['--cfg-options', *opts]

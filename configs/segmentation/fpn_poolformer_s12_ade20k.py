@@ -17,4 +17,8 @@ model = dict(
 
 # The original trained in fp32; use --amp to opt in to mixed precision.
 optim_wrapper = dict(type='OptimWrapper')
+# Every image must have a label map of its size; a culprit is reported by file name.
+train_dataloader = dict(dataset=dict(dataset=dict(type='mmpoolformer.ValidatedADE20KDataset')))
+val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedADE20KDataset'))
+test_dataloader = val_dataloader
 custom_hooks = [dict(type='mmpoolformer.ConvertCheckpointHook')]

@@ -135,3 +135,38 @@ def make_coco_set(root: str, splits=(('train2017', 160), ('val2017', 40)),
         with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
             json.dump(dict(images=images, annotations=annotations, categories=categories), f)
     return list(SHAPES)
+
+
+SEG_CLASSES = ('background', ) + SHAPES
+
+
+def make_ade20k_set(root: str, splits=(('training', 160), ('validation', 40)),
+                    size: Tuple[int, int] = (150, 190), max_objects: int = 4,
+                    seed: int = 0) -> List[str]:
+    """ADE20K layout as mmseg expects it::
+
+        root/images/{training,validation}/<n>.jpg
+        root/annotations/{training,validation}/<n>.png
+
+    Label maps follow ADE20K: 0 is "other" (ignored, here a one-pixel outline
+    around each shape), 1 is background and 2.. are the shapes, so that
+    ``reduce_zero_label=True`` yields the classes of :data:`SEG_CLASSES`.
+    """
+    rng = np.random.default_rng(seed)
+    height, width = size
+    for split, count in splits:
+        for sub in ('images', 'annotations'):
+            os.makedirs(osp.join(root, sub, split), exist_ok=True)
+        for n in tqdm(range(count), desc=f'writing {root}/{split}', unit='img'):
+            img = background(rng, height, width)
+            label = np.ones((height, width), np.uint8)
+            for kind, polygon in _place_shapes(rng, height, width,
+                                               rng.integers(1, max_objects + 1),
+                                               min(size) * 0.08, min(size) * 0.25):
+                draw_shape(img, polygon, rng)
+                pts = [np.round(polygon).astype(np.int32)]
+                cv2.fillPoly(label, pts, SEG_CLASSES.index(kind) + 1)
+                cv2.polylines(label, pts, True, 0, 1)
+            cv2.imwrite(osp.join(root, 'images', split, f'{n:06d}.jpg'), img)
+            cv2.imwrite(osp.join(root, 'annotations', split, f'{n:06d}.png'), label)
+    return list(SEG_CLASSES)

@@ -1,0 +1,38 @@
+# The built-in shapes data in the COCO layout (4 classes, 190x150 images, sides not
+# multiples of 32), shared by the *_builtin.py detection configs, which pick these
+# settings up by name. Write the data with `python tools/data/make_builtin_data.py coco`.
+# The names carry a builtin_ prefix so as not to collide with mmdet's base configs.
+builtin_data_root = 'data/builtin/coco/'
+builtin_metainfo = dict(classes=('circle', 'square', 'triangle', 'cross'))
+builtin_image_scale = (192, 160)
+# As COCO models start from ImageNet weights, these start from the classifier that
+# configs/classification/poolformer_s12_builtin.py trains.
+builtin_pretrained = 'work_dirs/poolformer_s12_builtin/epoch_15.pth'
+
+builtin_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=builtin_image_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+builtin_test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=builtin_image_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+builtin_train_dataloader = dict(
+    batch_size=4, num_workers=2,
+    dataset=dict(data_root=builtin_data_root, metainfo=builtin_metainfo,
+                 pipeline=builtin_train_pipeline,
+                 ann_file='annotations/instances_train2017.json',
+                 data_prefix=dict(img='train2017/')))
+builtin_val_dataloader = dict(
+    batch_size=4, num_workers=2,
+    dataset=dict(data_root=builtin_data_root, metainfo=builtin_metainfo,
+                 pipeline=builtin_test_pipeline,
+                 ann_file='annotations/instances_val2017.json',
+                 data_prefix=dict(img='val2017/')))
+builtin_val_evaluator = dict(ann_file=builtin_data_root + 'annotations/instances_val2017.json')

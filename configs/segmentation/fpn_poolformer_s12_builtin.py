@@ -1,0 +1,55 @@
+# Semantic FPN + PoolFormer-S12 on the built-in shapes data (ADE20K layout, 5 classes,
+# 190x150 images): `python tools/data/make_builtin_data.py ade20k`. Same model as
+# ADE20K with CPU-sized crops and schedule; the backbone starts from the built-in
+# classifier (configs/classification/poolformer_s12_builtin.py), as ADE20K models
+# start from ImageNet weights.
+_base_ = './fpn_poolformer_s12_ade20k.py'
+
+data_root = 'data/builtin/ade20k'
+metainfo = dict(
+    classes=('background', 'circle', 'square', 'triangle', 'cross'),
+    palette=[[120, 120, 120], [220, 20, 60], [0, 128, 255], [255, 200, 0], [60, 180, 75]])
+crop_size = (128, 160)
+pretrained = 'work_dirs/poolformer_s12_builtin/epoch_15.pth'
+
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(init_cfg=dict(checkpoint=pretrained)),
+    # BatchNorm instead of SyncBN: one CPU process has nothing to sync with.
+    decode_head=dict(num_classes=5, norm_cfg=dict(type='BN', requires_grad=True)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeToMultiple', size_divisor=32),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=8, num_workers=2,
+    dataset=dict(_delete_=True, type='mmpoolformer.ValidatedSegDataset',
+                 img_suffix='.jpg', seg_map_suffix='.png', reduce_zero_label=True,
+                 data_root=data_root, metainfo=metainfo, pipeline=train_pipeline,
+                 data_prefix=dict(img_path='images/training',
+                                  seg_map_path='annotations/training')))
+val_dataloader = dict(
+    batch_size=1, num_workers=2,
+    dataset=dict(type='mmpoolformer.ValidatedSegDataset', img_suffix='.jpg',
+                 seg_map_suffix='.png', reduce_zero_label=True,
+                 data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_iters = 400
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0.0, begin=0, end=max_iters,
+                        by_epoch=False)]
+optim_wrapper = dict(optimizer=dict(lr=4e-4))
+default_hooks = dict(logger=dict(interval=20),
+                     checkpoint=dict(by_epoch=False, interval=max_iters))
+randomness = dict(seed=0)

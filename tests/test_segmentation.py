@@ -1,0 +1,105 @@
+"""Semantic FPN with a PoolFormer backbone on the built-in ADE20K-layout data."""
+import glob
+import os
+import re
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import builtin_seg_options, last_metrics, run_tool
+
+CONFIG = 'configs/segmentation/fpn_poolformer_s12_builtin.py'
+
+# Measured on the 2-core machine (seed 0, 400 iterations of batch 8, backbone from
+# the built-in classifier): mIoU see below. Before training: see below.
+MIN_MIOU = 50.0
+
+
+def _ok(proc):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope='module')
+def trained_fpn(builtin_ade20k, builtin_classifier, tmp_path_factory):
+    work = str(tmp_path_factory.mktemp('fpn'))
+    _ok(run_tool('tools/train.py', CONFIG, '--work-dir', work,
+                 *builtin_seg_options(builtin_ade20k, builtin_classifier[1]), timeout=1500))
+    return work, os.path.join(work, 'iter_400.pth')
+
+
+@pytest.mark.slow
+def test_semantic_fpn_learns(trained_fpn):
+    miou = last_metrics(trained_fpn[0])['mIoU']
+    print(f'Semantic FPN built-in: mIoU {miou:.2f}')
+    assert miou >= MIN_MIOU
+
+
+@pytest.mark.slow
+def test_tools_test_prints_table_and_saves_overlays(trained_fpn, builtin_ade20k, tmp_path):
+    out = _ok(run_tool('tools/test.py', CONFIG, trained_fpn[1], '--work-dir', str(tmp_path),
+                       '--show-dir', str(tmp_path / 'show'),
+                       *builtin_seg_options(builtin_ade20k, 'unused', num_workers=0)))
+    assert re.search(r'aAcc: [\d.]+\s+mIoU: [\d.]+\s+mAcc: [\d.]+', out)
+    for name in ('background', 'circle', 'square', 'triangle', 'cross'):
+        assert re.search(rf'\|\s*{name}\s*\|\s*[\d.]+\s*\|\s*[\d.]+\s*\|', out), name
+    assert len(glob.glob(f'{tmp_path}/show/**/*.jpg', recursive=True)) == 40
+
+
+@pytest.mark.slow
+def test_inference_writes_coloured_overlays(trained_fpn, builtin_ade20k, tmp_path):
+    images = tmp_path / 'images'
+    images.mkdir()
+    for path in sorted(glob.glob(f'{builtin_ade20k}/images/validation/*.jpg'))[:2]:
+        shutil.copy(path, images)
+    _ok(run_tool('tools/inference.py', CONFIG, trained_fpn[1], str(images),
+                 '--out-dir', str(tmp_path / 'out')))
+    for path in sorted(images.iterdir()):
+        drawn = cv2.imread(str(tmp_path / 'out' / 'vis' / path.name))
+        assert drawn is not None and drawn.shape == cv2.imread(str(path)).shape
+
+
+@pytest.mark.slow
+def test_python_inference_api(trained_fpn):
+    from mmpoolformer.apis import inference
+    image = np.full((150, 190, 3), 60, np.uint8)
+    cv2.rectangle(image, (50, 40), (120, 110), (250, 250, 250), -1)
+    result = inference(CONFIG, trained_fpn[1], image)
+    seg = np.asarray(result['predictions'])
+    assert seg.shape == (150, 190)
+    assert np.bincount(seg[50:100, 60:110].ravel()).argmax() == 2  # square
+
+
+def test_dist_test_segmentor_two_cpu_processes(builtin_ade20k, tmp_path):
+    """Untrained weights: this checks that two gloo processes evaluate and report."""
+    import torch
+    from mmpoolformer.apis import build_model
+    ckpt = str(tmp_path / 'init.pth')
+    model = build_model(os.path.join(os.path.dirname(__file__), '..', CONFIG),
+                        {'model.backbone.init_cfg': None})
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    out = _ok(run_tool('tools/dist_test.sh', CONFIG, ckpt, '2', '--work-dir', str(tmp_path),
+                       *builtin_seg_options(builtin_ade20k, 'unused', num_workers=0),
+                       env={'PORT': '29520'}))
+    assert re.search(r'mIoU: [\d.]+', out)
+
+
+@pytest.mark.parametrize('fault', ['missing_label', 'size_mismatch'])
+def test_bad_label_maps_are_named(builtin_ade20k, tmp_path, fault):
+    root = tmp_path / 'ade'
+    shutil.copytree(builtin_ade20k, root)
+    label = root / 'annotations' / 'training' / '000003.png'
+    if fault == 'missing_label':
+        os.remove(label)
+        message = r'000003\.jpg: no label map \(expected .*000003\.png\)'
+    else:
+        cv2.imwrite(str(label), np.ones((100, 100), np.uint8))
+        message = r'000003\.png: label map is 100x100 but its image .*000003\.jpg is 190x150'
+    proc = run_tool('tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'work'),
+                    *builtin_seg_options(str(root), 'unused', num_workers=0),
+                    'model.backbone.init_cfg=None')
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and re.search(message, last), last
