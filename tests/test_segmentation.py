@@ -13,8 +13,9 @@ from conftest import builtin_seg_options, last_metrics, run_tool
 CONFIG = 'configs/segmentation/fpn_poolformer_s12_builtin.py'
 
 # Measured on the 2-core machine (seed 0, 400 iterations of batch 8, backbone from
-# the built-in classifier): mIoU see below. Before training: see below.
-MIN_MIOU = 50.0
+# the built-in classifier, about 3 minutes): mIoU 84.44 (aAcc 98.82). The same model
+# before training (classifier backbone, fresh FPN and head): mIoU 5.40.
+MIN_MIOU = 60.0
 
 
 def _ok(proc):
