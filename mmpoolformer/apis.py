@@ -81,7 +81,8 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
         load_model_weights(model, checkpoint)
     meta = getattr(model, 'checkpoint_meta', {}).get('dataset_meta') or _dataset_meta(cfg)
     model.dataset_meta = {k.lower(): v for k, v in meta.items()}
-    inferencer.visualizer.dataset_meta = model.dataset_meta
+    if getattr(inferencer, 'visualizer', None) is not None:
+        inferencer.visualizer.dataset_meta = model.dataset_meta
     if scope == 'mmpretrain':
         inferencer.classes = model.dataset_meta.get('classes')
     return inferencer

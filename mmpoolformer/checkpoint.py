@@ -207,3 +207,60 @@ def load_model_weights(model: torch.nn.Module, checkpoint: str, strict: bool = F
     missing, unexpected = model.load_state_dict(state_dict, strict=strict)
     _report(checkpoint, layout, len(state_dict) - len(unexpected), missing, unexpected)
     return missing, unexpected
+
+
+# --------------------------------------------------------------------------- #
+# Writing other layouts (the converter's way back)
+# --------------------------------------------------------------------------- #
+def _to_official_key(key: str, last_stage: int) -> str:
+    """Our backbone key (no 'backbone.' prefix) -> official / mmpretrain names."""
+    key = re.sub(r'^stem\.conv\.', 'patch_embed.proj.', key)
+    key = re.sub(r'^stages\.(\d+)\.downsample\.conv\.',
+                 lambda m: f'network.{2 * int(m[1]) - 1}.proj.', key)
+    key = re.sub(r'^stages\.(\d+)\.blocks\.(\d+)\.',
+                 lambda m: f'network.{2 * int(m[1])}.{m[2]}.', key)
+    key = re.sub(r'layer_scale(\d)\.scale$', r'layer_scale_\1', key)
+    return re.sub(r'^norm(\d+)\.', lambda m: f'norm{2 * int(m[1])}.', key)
+
+
+def convert_from_mmpoolformer(state_dict: Dict[str, torch.Tensor], layout: str
+                              ) -> Dict[str, torch.Tensor]:
+    """Write a state dict of this project's layout in another public layout.
+
+    ``official`` and ``timm`` describe classifiers (the final norm becomes
+    ``norm`` / ``head.norm``; other output norms have no place there and are
+    left out); ``mmpretrain`` also holds detectors and segmentors (the layout of
+    the original mmdet / mmseg checkpoints), whose other keys are kept.
+    """
+    if layout not in LAYOUTS:
+        raise CheckpointError(f'unknown layout {layout!r}; valid: {", ".join(LAYOUTS)}')
+    if layout == 'mmpoolformer':
+        return dict(state_dict)
+    last = _last_stage(state_dict, r'backbone\.stages\.(\d+)\.')
+    out = {}
+    for key, value in state_dict.items():
+        if not key.startswith('backbone.'):
+            if layout == 'official' and key.startswith('head.fc.'):
+                key = 'head.' + key[len('head.fc.'):]
+            elif layout != 'mmpretrain' and not key.startswith('head.'):
+                continue
+            out[key] = value
+            continue
+        key = key[len('backbone.'):]
+        is_norm = re.match(r'norm(\d+)\.', key)
+        if layout == 'timm':
+            if is_norm:
+                if int(is_norm[1]) != last:
+                    continue
+                key = 'head.norm.' + key[len(is_norm[0]):]
+            key = key.replace('stem.post_norm.', 'stem.norm.')
+            out[re.sub(r'\.downsample\.pre_norm\.', '.downsample.norm.', key)] = value
+        elif layout == 'official':
+            if is_norm:
+                if int(is_norm[1]) != last:
+                    continue
+                key = 'norm.' + key[len(is_norm[0]):]
+            out[_to_official_key(key, last)] = value
+        else:
+            out['backbone.' + _to_official_key(key, last)] = value
+    return out

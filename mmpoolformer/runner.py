@@ -50,7 +50,17 @@ def prepare_config(args, checkpoint: Optional[str] = None) -> Config:
         cfg.load_from = checked_path(checkpoint)
     if args.launcher != 'none' and not torch.cuda.is_available():
         _use_cpu_distributed(cfg)
+    if cfg.get('tensorboard', False) or getattr(args, 'tensorboard', False):
+        enable_tensorboard(cfg)
     return cfg
+
+
+def enable_tensorboard(cfg: Config):
+    """Also log scalars to TensorBoard (work_dir/<run>/vis_data); the config switch
+    is ``tensorboard = True``, the command-line one ``--tensorboard``."""
+    backends = cfg.visualizer.setdefault('vis_backends', [dict(type='LocalVisBackend')])
+    if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
 
 
 def checked_path(checkpoint: str) -> str:

@@ -12,6 +12,8 @@ def parse_args():
                         help='resume from CHECKPOINT, or from the latest one in '
                         'the work dir when no path is given')
     parser.add_argument('--amp', action='store_true', help='mixed precision (CUDA)')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log to TensorBoard (same as tensorboard = True in the config)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual total batch size')
     return parser.parse_args()

@@ -1,0 +1,27 @@
+"""Web demo (Gradio): classification top-5, detection boxes and masks, or a
+segmentation overlay, for any config and checkpoint."""
+import argparse
+
+from mmpoolformer.runner import cli
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', nargs='?', help='weights (any PoolFormer layout)')
+    parser.add_argument('--host', default='127.0.0.1', help='address to listen on')
+    parser.add_argument('--port', type=int, default=7860)
+    parser.add_argument('--device', default='cpu')
+    return parser.parse_args()
+
+
+@cli
+def main():
+    args = parse_args()
+    from mmpoolformer.demo import build_app
+    build_app(args.config, args.checkpoint, args.device).launch(
+        server_name=args.host, server_port=args.port, share=False)
+
+
+if __name__ == '__main__':
+    main()

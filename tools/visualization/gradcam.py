@@ -1,0 +1,57 @@
+"""Grad-CAM class activation maps of PoolFormer and the paper's comparison models.
+
+  gradcam.py IMAGE CONFIG [--checkpoint CKPT] [--target-layers LAYER] --out cam.png
+  gradcam.py IMAGE --compare poolformer deit resmlp resnet swin --out cams.png
+
+CONFIG is any classification config (ours or ``mmpretrain::...``); --compare draws
+several models side by side (see mmpoolformer/cam.py for where each comes from).
+"""
+import argparse
+
+import cv2
+
+from mmpoolformer import cam
+from mmpoolformer.runner import cli
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('image')
+    parser.add_argument('config', nargs='?', help='classification config (or use --compare)')
+    parser.add_argument('--checkpoint', help='weights of CONFIG (any PoolFormer layout)')
+    parser.add_argument('--target-layers', default='backbone.stages.-1',
+                        help='module path of the layer to explain (negative index from the end)')
+    parser.add_argument('--compare', nargs='+', choices=sorted(cam.COMPARISON_MODELS),
+                        help='draw these models side by side instead of CONFIG')
+    parser.add_argument('--checkpoints', nargs='+', default=[],
+                        help='with --compare: NAME=CKPT weights for some of the models')
+    parser.add_argument('--target-class', type=int, help='class to explain (default: predicted)')
+    parser.add_argument('--out', default='cam.png')
+    return parser.parse_args()
+
+
+@cli
+def main():
+    args = parse_args()
+    if args.compare:
+        weights = dict(item.split('=', 1) for item in args.checkpoints)
+        runs = [(name, *cam.COMPARISON_MODELS[name], weights.get(name)) for name in args.compare]
+    elif args.config:
+        runs = [('', args.config, args.target_layers, 0, args.checkpoint)]
+    else:
+        raise FileNotFoundError('give a CONFIG or --compare MODEL ...')
+    panels, titles = [], []
+    for name, source, layer, drop_tokens, checkpoint in runs:
+        model = cam.build_model(source, checkpoint)
+        overlay, _, predicted = cam.grad_cam(model, args.image, layer, drop_tokens,
+                                             args.target_class)
+        panels.append(overlay)
+        titles.append(f'{name} (class {predicted})'.strip())
+    picture = cam.side_by_side(panels, titles) if args.compare else panels[0]
+    cv2.imwrite(args.out, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()
