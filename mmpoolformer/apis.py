@@ -2,7 +2,6 @@
 import os
 from typing import Optional, Union
 
-import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
@@ -80,7 +79,9 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
     if checkpoint:
         load_model_weights(model, checkpoint)
     meta = getattr(model, 'checkpoint_meta', {}).get('dataset_meta') or _dataset_meta(cfg)
-    model.dataset_meta = {k.lower(): v for k, v in meta.items()}
+    # Class names and colours are what the inferencers and visualizers take.
+    model.dataset_meta = {k.lower(): v for k, v in meta.items()
+                          if k.lower() in ('classes', 'palette')}
     if getattr(inferencer, 'visualizer', None) is not None:
         inferencer.visualizer.dataset_meta = model.dataset_meta
     if scope == 'mmpretrain':

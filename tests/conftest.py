@@ -39,15 +39,20 @@ def run_tool(*args, timeout=900, env=None):
                           timeout=timeout, env=full_env)
 
 
-def builtin_cls_options(data_root, max_epochs=1, num_workers=0):
-    """--cfg-options that point the built-in classification config at data_root."""
-    opts = [f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
-            'default_hooks.checkpoint.interval=1']
+def loader_options(data_root, num_workers):
+    """cfg-options that point every data loader of a config at data_root."""
+    opts = []
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         opts += [f'{loader}.dataset.data_root={data_root}',
                  f'{loader}.num_workers={num_workers}',
                  f'{loader}.persistent_workers={num_workers > 0}']
-    return ['--cfg-options', *opts]
+    return opts
+
+
+def builtin_cls_options(data_root, max_epochs=1, num_workers=0):
+    """--cfg-options that point the built-in classification config at data_root."""
+    return ['--cfg-options', f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
+            'default_hooks.checkpoint.interval=1', *loader_options(data_root, num_workers)]
 
 
 @pytest.fixture(scope='session')
@@ -119,12 +124,10 @@ def builtin_coco(tmp_path_factory):
 
 def builtin_coco_options(data_root, pretrained, num_workers=2):
     """--cfg-options that point a built-in detection config at data_root."""
-    opts = [f'model.backbone.init_cfg.checkpoint={pretrained}',
+    return ['--cfg-options', f'model.backbone.init_cfg.checkpoint={pretrained}',
             f'val_evaluator.ann_file={data_root}/annotations/instances_val2017.json',
-            f'test_evaluator.ann_file={data_root}/annotations/instances_val2017.json']
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts += [f'{loader}.dataset.data_root={data_root}', f'{loader}.num_workers={num_workers}']
-    return ['--cfg-options', *opts]
+            f'test_evaluator.ann_file={data_root}/annotations/instances_val2017.json',
+            *loader_options(data_root, num_workers)]
 
 
 @pytest.fixture(scope='session')
@@ -137,7 +140,11 @@ def builtin_ade20k(tmp_path_factory):
 
 def builtin_seg_options(data_root, pretrained, num_workers=2):
     """--cfg-options that point the built-in segmentation config at data_root."""
-    opts = [f'model.backbone.init_cfg.checkpoint={pretrained}']
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts += [f'{loader}.dataset.data_root={data_root}', f'{loader}.num_workers={num_workers}']
-    return ['--cfg-options', *opts]
+    return ['--cfg-options', f'model.backbone.init_cfg.checkpoint={pretrained}',
+            *loader_options(data_root, num_workers)]
+
+
+def succeeded(proc):
+    """Assert a run_tool() call exited 0 (showing its output if not); returns the output."""
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import builtin_coco_options, last_metrics, run_tool
+from conftest import builtin_coco_options, last_metrics, run_tool, succeeded
 
 MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
 RETINANET = 'configs/detection/retinanet_poolformer_s12_builtin.py'
@@ -22,15 +22,10 @@ MIN_MASKRCNN_BOX, MIN_MASKRCNN_MASK = 0.5, 0.5
 MIN_RETINANET_BOX = 0.35
 
 
-def _ok(proc):
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
-
 @pytest.fixture(scope='module')
 def trained_maskrcnn(builtin_coco, builtin_classifier, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('maskrcnn'))
-    _ok(run_tool('tools/train.py', MASKRCNN, '--work-dir', work,
+    succeeded(run_tool('tools/train.py', MASKRCNN, '--work-dir', work,
                  *builtin_coco_options(builtin_coco, builtin_classifier[1]), timeout=1500))
     return work, os.path.join(work, 'epoch_6.pth')
 
@@ -46,7 +41,7 @@ def test_maskrcnn_learns(trained_maskrcnn):
 
 @pytest.mark.slow
 def test_dist_test_two_processes(trained_maskrcnn, builtin_coco):
-    out = _ok(run_tool('tools/dist_test.sh', MASKRCNN, trained_maskrcnn[1], '2',
+    out = succeeded(run_tool('tools/dist_test.sh', MASKRCNN, trained_maskrcnn[1], '2',
                        '--work-dir', trained_maskrcnn[0],
                        *builtin_coco_options(builtin_coco, 'unused', num_workers=0),
                        env={'PORT': '29518'}))
@@ -60,7 +55,7 @@ def test_inference_tool_draws_boxes_and_masks(trained_maskrcnn, builtin_coco, tm
     images.mkdir()
     for path in sorted(glob.glob(f'{builtin_coco}/val2017/*.png'))[:3]:
         shutil.copy(path, images)
-    _ok(run_tool('tools/inference.py', MASKRCNN, trained_maskrcnn[1], str(images),
+    succeeded(run_tool('tools/inference.py', MASKRCNN, trained_maskrcnn[1], str(images),
                  '--out-dir', str(tmp_path / 'out')))
     for path in sorted(images.iterdir()):
         drawn = cv2.imread(str(tmp_path / 'out' / 'vis' / path.name))
@@ -83,7 +78,7 @@ def test_python_inference_api(trained_maskrcnn, tmp_path):
 @pytest.mark.slow
 def test_retinanet_learns(builtin_coco, builtin_classifier, tmp_path):
     work = str(tmp_path)
-    _ok(run_tool('tools/train.py', RETINANET, '--work-dir', work,
+    succeeded(run_tool('tools/train.py', RETINANET, '--work-dir', work,
                  *builtin_coco_options(builtin_coco, builtin_classifier[1]), timeout=1500))
     box_map = last_metrics(work)['coco/bbox_mAP']
     print(f'RetinaNet built-in: box mAP {box_map:.3f}')
@@ -93,7 +88,7 @@ def test_retinanet_learns(builtin_coco, builtin_classifier, tmp_path):
 def test_dist_train_detector_two_cpu_processes(builtin_coco, tmp_path):
     """Two gloo processes, one iteration each, and a checkpoint."""
     work = str(tmp_path)
-    _ok(run_tool('tools/dist_train.sh', MASKRCNN, '2', '--work-dir', work,
+    succeeded(run_tool('tools/dist_train.sh', MASKRCNN, '2', '--work-dir', work,
                  *builtin_coco_options(builtin_coco, 'unused', num_workers=0),
                  'model.backbone.init_cfg=None', 'train_dataloader.dataset.indices=8',
                  'train_cfg.max_epochs=1', 'train_cfg.val_interval=2',

@@ -6,23 +6,18 @@ import re
 import torch
 
 from conftest import (builtin_cls_options, mmpretrain_classifier, official_from_mmpretrain,
-                      randomize_, run_tool)
+                      randomize_, run_tool, succeeded)
 
 CONFIG = 'configs/classification/poolformer_s12_builtin.py'
 
 
-def _ok(proc):
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
-
 def test_train_then_test(tiny_cls_data, tmp_path):
     work = str(tmp_path / 'work')
-    _ok(run_tool('tools/train.py', CONFIG, '--work-dir', work,
+    succeeded(run_tool('tools/train.py', CONFIG, '--work-dir', work,
                  *builtin_cls_options(tiny_cls_data)))
     ckpt = os.path.join(work, 'epoch_1.pth')
     assert os.path.isfile(ckpt)
-    out = _ok(run_tool('tools/test.py', CONFIG, ckpt, '--work-dir', work,
+    out = succeeded(run_tool('tools/test.py', CONFIG, ckpt, '--work-dir', work,
                        *builtin_cls_options(tiny_cls_data)))
     assert re.search(r'accuracy/top1: \d+\.\d+', out)
 
@@ -33,7 +28,7 @@ def test_tools_test_takes_an_official_checkpoint(tiny_cls_data, tmp_path):
     official = official_from_mmpretrain(source.state_dict())
     path = str(tmp_path / 'poolformer_s12.pth.tar')
     torch.save(official, path)
-    out = _ok(run_tool('tools/test.py', CONFIG, path, '--work-dir', str(tmp_path),
+    out = succeeded(run_tool('tools/test.py', CONFIG, path, '--work-dir', str(tmp_path),
                        *builtin_cls_options(tiny_cls_data)))
     assert 'converted checkpoint from the official layout' in out
     assert re.search(r'accuracy/top1: \d+\.\d+', out)
@@ -55,7 +50,7 @@ def test_missing_checkpoint_is_one_line():
 
 def test_dist_train_two_cpu_processes(tiny_cls_data, tmp_path):
     work = str(tmp_path / 'work')
-    out = _ok(run_tool('tools/dist_train.sh', CONFIG, '2', '--work-dir', work,
+    out = succeeded(run_tool('tools/dist_train.sh', CONFIG, '2', '--work-dir', work,
                        *builtin_cls_options(tiny_cls_data), 'train_dataloader.batch_size=16',
                        env={'PORT': '29517'}))
     log = open(glob.glob(f'{work}/*/*.log')[0]).read()
@@ -75,9 +70,9 @@ def test_unknown_arch_in_config_is_one_line():
 def test_resume_continues_from_the_latest_checkpoint(tiny_cls_data, tmp_path):
     """mmengine's own checkpoints load under weights_only=True (allow-listed types)."""
     work = str(tmp_path / 'work')
-    _ok(run_tool('tools/train.py', CONFIG, '--work-dir', work,
+    succeeded(run_tool('tools/train.py', CONFIG, '--work-dir', work,
                  *builtin_cls_options(tiny_cls_data, max_epochs=1)))
-    out = _ok(run_tool('tools/train.py', CONFIG, '--work-dir', work, '--resume',
+    out = succeeded(run_tool('tools/train.py', CONFIG, '--work-dir', work, '--resume',
                        *builtin_cls_options(tiny_cls_data, max_epochs=2)))
     assert 'resumed epoch: 1' in out
     assert os.path.isfile(os.path.join(work, 'epoch_2.pth'))
