@@ -111,6 +111,6 @@ def enable_show_dir(cfg: Config, show_dir: str):
         hook.update(enable=True, out_dir=show_dir)
     elif scope == 'mmdet':
         hook.update(draw=True, test_out_dir=osp.abspath(show_dir))
-    else:  # mmseg draws into the visualizer's save_dir
-        hook.update(draw=True)
+    else:  # mmseg draws every `interval`-th image into the visualizer's save_dir
+        hook.update(draw=True, interval=1)
         cfg.visualizer.save_dir = show_dir

@@ -41,7 +41,7 @@ def test_tools_test_prints_table_and_saves_overlays(trained_fpn, builtin_ade20k,
     assert re.search(r'aAcc: [\d.]+\s+mIoU: [\d.]+\s+mAcc: [\d.]+', out)
     for name in ('background', 'circle', 'square', 'triangle', 'cross'):
         assert re.search(rf'\|\s*{name}\s*\|\s*[\d.]+\s*\|\s*[\d.]+\s*\|', out), name
-    assert len(glob.glob(f'{tmp_path}/show/**/*.jpg', recursive=True)) == 40
+    assert len(glob.glob(f'{tmp_path}/show/**/*.png', recursive=True)) == 40
 
 
 @pytest.mark.slow
