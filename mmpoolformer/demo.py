@@ -25,8 +25,8 @@ def make_predictor(config: str, checkpoint: str = None, device: str = 'cpu',
 
     def draw(image: np.ndarray) -> np.ndarray:
         # The inferencers take BGR arrays and return RGB drawings.
-        result = inferencer(image[..., ::-1].copy(), return_vis=True, **extra)
-        return result['visualization'][0]
+        vis = inferencer(image[..., ::-1].copy(), return_vis=True, **extra)['visualization']
+        return vis[0] if isinstance(vis, list) else vis  # mmseg returns one image unlisted
     return draw, 'image'
 
 
