@@ -15,7 +15,7 @@ MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
 RETINANET = 'configs/detection/retinanet_poolformer_s12_builtin.py'
 
 # Measured on the 2-core machine (seed 0, 6 epochs of 160 images, backbone from the
-# built-in classifier): Mask R-CNN box mAP 0.818, mask mAP 0.872 (about 5.5 minutes);
+# built-in classifier): Mask R-CNN box mAP 0.811, mask mAP 0.858 (about 5.5 minutes);
 # RetinaNet box mAP 0.580 (12 epochs, about 3.3 minutes). Mask R-CNN before training
 # (classifier backbone, fresh neck and heads): box mAP 0.001, mask mAP 0.000.
 MIN_MASKRCNN_BOX, MIN_MASKRCNN_MASK = 0.5, 0.5
