@@ -9,9 +9,12 @@ from mmpoolformer.checkpoint import load_model_weights
 
 
 def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
-    """Read a config, with a one-line error for a path that does not exist."""
+    """Read a config (a path, or a toolbox's own as ``mmpretrain::deit/...py``),
+    with a one-line error for a path that does not exist."""
     if isinstance(config, Config):
         cfg = config.copy()
+    elif '::' in config:  # mmengine resolves the pkg:: form only inside _base_
+        cfg = Config.fromstring(f'_base_ = {config!r}', '.py')
     else:
         if not os.path.isfile(config):
             raise FileNotFoundError(f'config not found: {config}')
@@ -103,8 +106,9 @@ def inference(config: Union[str, Config], checkpoint: Optional[str], inputs,
     drawn results go to ``out_dir/vis`` (predictions as JSON to ``out_dir/preds``
     for detection, drawn from ``score_thr`` up). Returns the toolbox
     inferencer's result dict."""
-    inferencer = build_inferencer(config, checkpoint, device)
-    scope = load_config(config).get('default_scope')
+    cfg = load_config(config)
+    inferencer = build_inferencer(cfg, checkpoint, device)
+    scope = cfg.get('default_scope')
     if scope == 'mmpretrain':
         return inferencer(inputs, show_dir=out_dir and os.path.join(out_dir, 'vis'), **kwargs)
     if scope == 'mmdet':

@@ -45,13 +45,8 @@ def build_model(source: str, checkpoint: Optional[str] = None) -> torch.nn.Modul
         import timm
         model = timm.create_model(source[len('timm::'):], pretrained=False)
     else:
-        from mmengine.config import Config
-
         from mmpoolformer.apis import build_model as build_from_config
-        cfg = source
-        if source.startswith('mmpretrain::'):  # the pkg:: form only works as a _base_
-            cfg = Config.fromstring(f"_base_ = '{source}'", '.py')
-        model = build_from_config(cfg)
+        model = build_from_config(source)
     if checkpoint:
         from mmpoolformer.checkpoint import (CheckpointError, get_state_dict, load_file,
                                              load_model_weights)

@@ -176,6 +176,22 @@ def _report(source, layout, loaded, missing, unexpected):
     print_log(msg, logger=MMLogger.get_current_instance())
 
 
+def _read_converted(checkpoint: str):
+    """(raw checkpoint, state dict in this project's layout, source layout)."""
+    raw = load_file(checkpoint)
+    state_dict, layout = convert_to_mmpoolformer(get_state_dict(raw))
+    return raw, state_dict, layout
+
+
+def _load_checked(module: torch.nn.Module, state_dict, checkpoint: str, layout: str,
+                  strict: bool = False):
+    """Shape check, load and report; returns (missing, unexpected)."""
+    check_shapes(module.state_dict(), state_dict, checkpoint)
+    missing, unexpected = module.load_state_dict(state_dict, strict=strict)
+    _report(checkpoint, layout, len(state_dict) - len(unexpected), missing, unexpected)
+    return missing, unexpected
+
+
 def load_backbone_weights(backbone: torch.nn.Module, checkpoint: str,
                           prefix: Optional[str] = None):
     """Load a checkpoint of any layout into a bare backbone.
@@ -183,30 +199,23 @@ def load_backbone_weights(backbone: torch.nn.Module, checkpoint: str,
     Classifier, detector and segmentor checkpoints all work: the tensors under
     ``prefix`` (default ``backbone.``) are taken. Returns (missing, unexpected).
     """
-    state_dict, layout = convert_to_mmpoolformer(get_state_dict(load_file(checkpoint)))
+    _, state_dict, layout = _read_converted(checkpoint)
     prefix = prefix or 'backbone.'
     if not prefix.endswith('.'):
         prefix += '.'
     selected = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
     if not selected:
         raise CheckpointError(f'{checkpoint}: no tensors under prefix {prefix!r}')
-    check_shapes(backbone.state_dict(), selected, checkpoint)
-    missing, unexpected = backbone.load_state_dict(selected, strict=False)
-    _report(checkpoint, layout, len(selected) - len(unexpected), missing, unexpected)
-    return missing, unexpected
+    return _load_checked(backbone, selected, checkpoint, layout)
 
 
 def load_model_weights(model: torch.nn.Module, checkpoint: str, strict: bool = False):
     """Load a checkpoint of any layout into a whole model (classifier, detector,
     segmentor built by this project). Returns (missing, unexpected); the
     checkpoint's ``meta`` (class names, ...) is kept in ``model.checkpoint_meta``."""
-    raw = load_file(checkpoint)
+    raw, state_dict, layout = _read_converted(checkpoint)
     model.checkpoint_meta = raw.get('meta', {}) if isinstance(raw.get('meta'), dict) else {}
-    state_dict, layout = convert_to_mmpoolformer(get_state_dict(raw))
-    check_shapes(model.state_dict(), state_dict, checkpoint)
-    missing, unexpected = model.load_state_dict(state_dict, strict=strict)
-    _report(checkpoint, layout, len(state_dict) - len(unexpected), missing, unexpected)
-    return missing, unexpected
+    return _load_checked(model, state_dict, checkpoint, layout, strict)
 
 
 # --------------------------------------------------------------------------- #

@@ -10,8 +10,9 @@ from mmpoolformer.apis import build_inferencer, load_config
 def make_predictor(config: str, checkpoint: str = None, device: str = 'cpu',
                    score_thr: float = 0.3) -> Tuple[Callable, str]:
     """(function from an RGB image to the result, kind of result: 'label' or 'image')."""
-    scope = load_config(config).get('default_scope')
-    inferencer = build_inferencer(config, checkpoint, device)
+    cfg = load_config(config)
+    scope = cfg.get('default_scope')
+    inferencer = build_inferencer(cfg, checkpoint, device)
     classes = inferencer.model.dataset_meta.get('classes')
 
     if scope == 'mmpretrain':

@@ -7,7 +7,7 @@ import sys
 from typing import Optional
 
 import torch
-from mmengine.config import Config, DictAction  # noqa: F401  (DictAction re-exported)
+from mmengine.config import Config, DictAction
 
 from mmpoolformer.apis import load_config
 from mmpoolformer.errors import USER_ERRORS, UsageError
