@@ -41,6 +41,15 @@ class _TensorForward(torch.nn.Module):
         return tuple(flat)
 
 
+def _attention_macs(inputs, outputs) -> int:
+    """fvcore has no rule for fused attention: count its two matmuls,
+    Q @ K^T and A @ V, as the explicit form would be counted."""
+    from fvcore.nn.jit_handles import get_shape
+    *batch, n, d = get_shape(inputs[0])
+    m, dv = get_shape(inputs[1])[-2], get_shape(inputs[2])[-1]
+    return int(torch.tensor(batch).prod()) * n * m * (d + dv)
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -51,6 +60,7 @@ def count_macs(model: torch.nn.Module, shape: Tuple[int, int] = (224, 224)) -> i
     was_training = model.training
     model.eval()
     analysis = FlopCountAnalysis(_TensorForward(model, shape), torch.randn(1, 3, *shape))
+    analysis.set_op_handle('aten::scaled_dot_product_attention', _attention_macs)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     try:

@@ -1,13 +1,21 @@
 """Loading PoolFormer weights in any public layout, safely.
 
-Four layouts are understood and converted to this project's (see
+Five layouts are understood and converted to this project's (see
 ``models/backbones/metaformer.py``)::
 
     official    sail-sg/poolformer .pth.tar   patch_embed.proj, network.{k}.{j}, norm, head
     mmpretrain  poolformer-*_3rdparty_*       backbone.network.{k}.{j}, backbone.norm6, head.fc
                 (the original mmdet/mmseg checkpoints use the same backbone names)
-    timm        poolformer_*                   stem.conv, stages.{i}.blocks.{j}, head.norm, head.fc
+    metaformer  sail-sg/metaformer (v2 family) downsample_layers.{i}, stages.{i}.{j}, norm, head
+    timm        poolformer*, convformer_*,    stem.conv, stages.{i}.blocks.{j}, head.norm, head.fc
+                caformer_*
     mmpoolformer                               backbone.stem.conv, backbone.stages..., head.fc
+
+The v2 family (metaformer layout, timm's poolformerv2 / convformer / caformer)
+keeps its classifier's norm in ``head.norm``, after global pooling; PoolFormer
+v1 keeps it in the backbone (``backbone.norm3``) before pooling. Channel MLPs
+stored as linear layers (the metaformer layout, timm's attention stages) are
+reshaped to this project's 1x1 convolutions.
 
 Files are read with ``torch.load(weights_only=True)`` (or safetensors), so a
 checkpoint cannot run code while it is being loaded.
@@ -20,7 +28,7 @@ import torch
 
 from mmpoolformer.errors import CheckpointError
 
-LAYOUTS = ('mmpoolformer', 'mmpretrain', 'official', 'timm')
+LAYOUTS = ('mmpoolformer', 'mmpretrain', 'official', 'metaformer', 'timm')
 
 
 # --------------------------------------------------------------------------- #
@@ -87,6 +95,8 @@ def detect_layout(state_dict: Dict[str, torch.Tensor]) -> str:
         return 'mmpoolformer'
     if any(re.match(r'(backbone\.)?network\.\d+\.', k) for k in keys):
         return 'mmpretrain' if any(k.startswith('backbone.') for k in keys) else 'official'
+    if any(k.startswith('downsample_layers.') for k in keys):
+        return 'metaformer'
     if any(re.match(r'(stem\.|stages\.\d+\.)', k) for k in keys):
         return 'timm'  # also a bare mmpoolformer backbone: the names agree
     raise CheckpointError(
@@ -108,14 +118,53 @@ def _convert_official_key(key: str, last_stage: int) -> str:
     return key
 
 
-def _convert_timm_key(key: str, last_stage: int) -> str:
-    if key.startswith('head.norm.'):
+# 1x1 layers that this project keeps as convolutions and others as nn.Linear.
+_POINTWISE = re.compile(r'\.(mlp\.fc[12]|token_mixer\.pwconv[12])\.weight$')
+
+
+def _as_conv(key: str, value: torch.Tensor) -> torch.Tensor:
+    return value[:, :, None, None] if value.dim() == 2 and _POINTWISE.search(key) else value
+
+
+def _convert_timm_key(key: str, last_stage: int, is_v2: bool) -> str:
+    if key.startswith('head.norm.') and not is_v2:
         return f'backbone.norm{last_stage}.' + key[len('head.norm.'):]
     if key.startswith('head.'):
         return key
     key = key.replace('stem.norm.', 'stem.post_norm.')
     key = re.sub(r'\.downsample\.norm\.', '.downsample.pre_norm.', key)
     return 'backbone.' + key
+
+
+# (sail-sg/metaformer pattern, ours); the head rules come before the norm rule.
+_METAFORMER_KEYS = [
+    (r'^head\.(fc1|norm|fc2)\.', r'head.fc.\1.'),
+    (r'^head\.(weight|bias)$', r'head.fc.\1'),
+    (r'^norm\.', 'head.norm.'),
+    (r'^downsample_layers\.0\.', 'backbone.stem.'),
+    (r'^downsample_layers\.(\d+)\.', r'backbone.stages.\1.downsample.'),
+    (r'^stages\.(\d+)\.(\d+)\.', r'backbone.stages.\1.blocks.\2.'),
+]
+
+
+def _convert_metaformer_key(key: str) -> str:
+    for pattern, replacement in _METAFORMER_KEYS:
+        new_key, count = re.subn(pattern, replacement, key)
+        if count:
+            return new_key
+    return key
+
+
+def _to_metaformer_key(key: str) -> str:
+    """Ours -> sail-sg/metaformer; None for keys that layout has no place for."""
+    key = re.sub(r'^backbone\.stem\.', 'downsample_layers.0.', key)
+    key = re.sub(r'^backbone\.stages\.(\d+)\.downsample\.', r'downsample_layers.\1.', key)
+    key = re.sub(r'^backbone\.stages\.(\d+)\.blocks\.(\d+)\.', r'stages.\1.\2.', key)
+    key = re.sub(r'^head\.norm\.', 'norm.', key)
+    key = re.sub(r'^head\.fc\.(fc1|norm|fc2)\.', r'head.\1.', key)
+    key = re.sub(r'^head\.fc\.(weight|bias)$', r'head.\1', key)
+    # Output norms of dense backbones and detector / segmentor parts have no place.
+    return key if key.startswith(('downsample_layers.', 'stages.', 'norm.', 'head.')) else None
 
 
 def _last_stage(state_dict, pattern) -> int:
@@ -136,7 +185,15 @@ def convert_to_mmpoolformer(state_dict: Dict[str, torch.Tensor]
         return dict(state_dict), layout
     if layout == 'timm':
         last = _last_stage(state_dict, r'stages\.(\d+)\.')
-        out = {_convert_timm_key(k, last): v for k, v in state_dict.items()}
+        is_v2 = 'stem.norm.weight' in state_dict  # v1 has no stem norm
+        for key, value in state_dict.items():
+            key = _convert_timm_key(key, last, is_v2)
+            out[key] = _as_conv(key, value)
+        return out, layout
+    if layout == 'metaformer':
+        for key, value in state_dict.items():
+            key = _convert_metaformer_key(key)
+            out[key] = _as_conv(key, value)
         return out, layout
     last = _last_stage(state_dict, r'(?:backbone\.)?network\.(\d+)\.') // 2
     for key, value in state_dict.items():
@@ -245,6 +302,22 @@ def convert_from_mmpoolformer(state_dict: Dict[str, torch.Tensor], layout: str
         raise CheckpointError(f'unknown layout {layout!r}; valid: {", ".join(LAYOUTS)}')
     if layout == 'mmpoolformer':
         return dict(state_dict)
+    is_v2 = 'backbone.stem.post_norm.weight' in state_dict
+    if is_v2 and layout in ('official', 'mmpretrain'):
+        raise CheckpointError(
+            f'the {layout} layout holds PoolFormer v1 only; write a MetaFormer v2 '
+            'model (PoolFormerV2 ... CAFormer) as metaformer or timm')
+    if layout == 'metaformer':
+        if not is_v2:
+            raise CheckpointError('the metaformer layout holds the MetaFormer v2 '
+                                  'family; write PoolFormer v1 as official or timm')
+        # sail-sg/metaformer works on NHWC tensors: its 1x1 layers are nn.Linear.
+        return {k: v.flatten(1) if _POINTWISE.search(k) else v
+                for key, v in state_dict.items()
+                for k in [_to_metaformer_key(key)] if k is not None}
+    # timm keeps the channel MLPs of attention stages as nn.Linear.
+    attention_blocks = {m[1] for k in state_dict
+                        for m in [re.match(r'(.*\.blocks\.\d+\.)token_mixer\.qkv\.', k)] if m}
     last = _last_stage(state_dict, r'backbone\.stages\.(\d+)\.')
     out = {}
     for key, value in state_dict.items():
@@ -259,9 +332,12 @@ def convert_from_mmpoolformer(state_dict: Dict[str, torch.Tensor], layout: str
         is_norm = re.match(r'norm(\d+)\.', key)
         if layout == 'timm':
             if is_norm:
-                if int(is_norm[1]) != last:
+                if is_v2 or int(is_norm[1]) != last:
                     continue
                 key = 'head.norm.' + key[len(is_norm[0]):]
+            block = re.match(r'.*\.blocks\.\d+\.', key)
+            if block and 'backbone.' + block[0] in attention_blocks and _POINTWISE.search(key):
+                value = value.flatten(1)
             key = key.replace('stem.post_norm.', 'stem.norm.')
             out[re.sub(r'\.downsample\.pre_norm\.', '.downsample.norm.', key)] = value
         elif layout == 'official':

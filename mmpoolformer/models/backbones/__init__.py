@@ -1,1 +1,2 @@
-from .metaformer import MetaFormer, PoolFormer  # noqa: F401
+from .metaformer import (CAFormer, ConvFormer, IdentityFormer, MetaFormer,  # noqa: F401
+                         PoolFormer, PoolFormerV2, RandFormer)

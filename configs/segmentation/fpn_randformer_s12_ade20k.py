@@ -1,0 +1,8 @@
+# Semantic FPN (ADE20K) + RandFormer-S12: PoolFormer-S12's recipe with the backbone
+# swapped; ImageNet weights from sail-sg/metaformer (converted on loading).
+# RandFormer's random mixing matrices are sized for 224x224; on detection and
+# segmentation inputs they are resampled to each image's token grid (README).
+_base_ = './fpn_poolformer_s12_ade20k.py'
+model = dict(backbone=dict(
+    type='mmpoolformer.RandFormer', arch='s12',
+    init_cfg=dict(checkpoint='https://huggingface.co/sail/dl/resolve/main/randformer/randformer_s12.pth')))
