@@ -29,6 +29,9 @@ import torch
 from mmpoolformer.errors import CheckpointError
 
 LAYOUTS = ('mmpoolformer', 'mmpretrain', 'official', 'metaformer', 'timm')
+# The layouts each generation of models can be written in.
+V1_LAYOUTS = ('mmpoolformer', 'mmpretrain', 'official', 'timm')
+V2_LAYOUTS = ('mmpoolformer', 'metaformer', 'timm')
 
 
 # --------------------------------------------------------------------------- #

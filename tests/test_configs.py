@@ -6,7 +6,7 @@ import pytest
 
 from conftest import ROOT, build_from_config
 from mmpoolformer.analysis import count_parameters
-from mmpoolformer.models import PoolFormer
+from mmpoolformer.models import MetaFormer, PoolFormer
 
 CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(f'{ROOT}/configs/*/*.py'))
 
@@ -32,7 +32,7 @@ PAPER_PARAMS = {
 @pytest.mark.parametrize('config', CONFIGS)
 def test_config_builds_our_backbone(config):
     model = build_from_config(config)
-    assert isinstance(model.backbone, PoolFormer)
+    assert isinstance(model.backbone, MetaFormer)
     assert model.backbone.init_cfg is None or 'checkpoint' in model.backbone.init_cfg
     name = config.split('/', 1)[1]
     if name in PAPER_PARAMS:
@@ -41,7 +41,8 @@ def test_config_builds_our_backbone(config):
 
 def test_dense_configs_use_official_weights():
     for config in CONFIGS:
-        if config.startswith(('configs/detection', 'configs/segmentation')) and 'builtin' not in config:
+        dense = config.startswith(('configs/detection', 'configs/segmentation'))
+        if dense and '_poolformer_' in config and 'builtin' not in config:
             model = build_from_config(config)
             url = model.backbone.init_cfg['checkpoint']
             arch = [a for a in PoolFormer.arch_settings if f'_{a}' in config][0]

@@ -5,7 +5,7 @@ import torch
 
 from conftest import (build_from_config, mmpretrain_classifier, official_from_mmpretrain,
                       randomize_, run_tool)
-from mmpoolformer.checkpoint import (LAYOUTS, convert_from_mmpoolformer,
+from mmpoolformer.checkpoint import (V1_LAYOUTS, convert_from_mmpoolformer,
                                      convert_to_mmpoolformer, detect_layout, get_state_dict,
                                      load_file, load_model_weights)
 
@@ -32,7 +32,7 @@ def test_round_trip_through_every_layout(source):
     original = _sources()[source]
     ours, layout = convert_to_mmpoolformer(original)
     assert layout == source
-    for target in LAYOUTS:
+    for target in V1_LAYOUTS:
         written = convert_from_mmpoolformer(ours, target)
         assert detect_layout(written) == target
         again, _ = convert_to_mmpoolformer(written)
@@ -43,7 +43,7 @@ def test_round_trip_through_every_layout(source):
     assert all(torch.equal(back[k], original[k]) for k in original)
 
 
-@pytest.mark.parametrize('target', LAYOUTS)
+@pytest.mark.parametrize('target', V1_LAYOUTS)
 def test_cli_converts_with_parity(tmp_path, target):
     src = tmp_path / 'official.pth.tar'
     torch.save(_sources()['official'], src)

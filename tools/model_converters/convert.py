@@ -1,5 +1,6 @@
-"""Convert PoolFormer weights between the official sail-sg, mmpretrain, timm and
-mmpoolformer layouts (the source layout is detected)."""
+"""Convert PoolFormer and MetaFormer-family weights between the official sail-sg
+(poolformer, metaformer), mmpretrain, timm and mmpoolformer layouts (the source
+layout is detected)."""
 import argparse
 import os
 
