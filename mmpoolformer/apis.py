@@ -2,10 +2,14 @@
 import os
 from typing import Optional, Union
 
+import difflib
+import inspect
+
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import MODELS, DefaultScope, init_default_scope
 
 from mmpoolformer.checkpoint import load_model_weights
+from mmpoolformer.errors import ConfigError, UsageError
 
 
 def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
@@ -24,10 +28,66 @@ def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) 
     return cfg
 
 
+def _registered_names(registry) -> list:
+    """Every name a config could use for a model in this registry's scope."""
+    root = registry
+    while root.parent is not None:
+        root = root.parent
+    names, stack = set(registry.module_dict), [root]
+    while stack:
+        reg = stack.pop()
+        names.update(f'{reg.scope}.{n}' for n in reg.module_dict)
+        stack.extend(reg.children.values())
+    return sorted(names)
+
+
+def _accepted_keys(cls) -> Optional[set]:
+    """Constructor arguments of cls, following **kwargs up the class tree;
+    None when some class takes arbitrary keywords."""
+    keys = set()
+    for klass in cls.__mro__:
+        if '__init__' not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        keys.update(p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return keys - {'self'}
+    return None
+
+
+def check_model_config(cfg: Config):
+    """Name an unknown model type or argument in ``cfg.model`` and its direct
+    parts (backbone, neck, heads), with the closest valid name, before anything
+    is built; mmengine would otherwise fail deep in a registry or a TypeError."""
+    scope = cfg.get('default_scope', 'mmengine')
+    init_default_scope(scope)
+    with MODELS.switch_scope_and_registry(scope) as registry:
+        parts = [('model', cfg.get('model'))] + [
+            (f'model.{key}', value) for key, value in (cfg.get('model') or {}).items()
+            if isinstance(value, dict) and isinstance(value.get('type'), str)]
+        for where, part in parts:
+            if not isinstance(part, dict) or not isinstance(part.get('type'), str):
+                continue
+            cls = registry.get(part['type'])
+            if cls is None:
+                match = difflib.get_close_matches(part['type'], _registered_names(registry), n=1)
+                hint = f' (did you mean {match[0]!r}?)' if match else ''
+                raise ConfigError(f'{where}.type: unknown model type {part["type"]!r}{hint}')
+            accepted = _accepted_keys(cls) if inspect.isclass(cls) else None
+            if accepted is None:
+                continue
+            for key in part:
+                if key not in accepted and key not in ('type', '_scope_'):
+                    match = difflib.get_close_matches(key, sorted(accepted), n=1)
+                    hint = f' (did you mean {match[0]!r}?)' if match else ''
+                    raise ConfigError(f'{where}: {cls.__name__} has no argument {key!r}{hint}')
+
+
 def build_model(config: Union[str, Config], cfg_options: Optional[dict] = None):
     """Build ``cfg.model`` in the scope of the toolbox the config comes from
     (mmpretrain, mmdet or mmseg), without loading weights."""
     cfg = load_config(config, cfg_options)
+    check_model_config(cfg)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     model_cfg = cfg.model.copy()
     if cfg.get('data_preprocessor'):  # mmpretrain keeps it at the top level
@@ -99,13 +159,59 @@ def _dataset_meta(cfg: Config) -> dict:
     return dict(DATASETS.build(dataset_cfg).metainfo)
 
 
+# Larger inputs are refused (a 16-megapixel photo passes): decoding and running
+# a detector on a decompression bomb would take the server's memory with it.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def check_image(image, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = 'input'):
+    """Refuse what is not an image, or an image above ``max_pixels``, with a
+    UsageError that says which and why. Accepts an array (H, W[, C]) or a file
+    path, whose size is read from its header without decoding it."""
+    import numpy as np
+    if isinstance(image, (str, os.PathLike)):
+        from PIL import Image, UnidentifiedImageError
+        name = str(image)
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f'image not found: {image}')
+        try:
+            with Image.open(image) as img:
+                width, height = img.size
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+            raise UsageError(f'{name} is not an image this demo can read '
+                             f'({str(err).splitlines()[0]})') from None
+    elif isinstance(image, np.ndarray) and image.size and (
+            image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))):
+        height, width = image.shape[:2]
+    else:
+        got = (f'array of shape {image.shape}' if isinstance(image, np.ndarray)
+               else type(image).__name__)
+        raise UsageError(f'{name} is not an image (got {got})')
+    if width * height > max_pixels:
+        raise UsageError(f'{name} is {width}x{height} = {width * height} pixels, above the '
+                         f'limit of {max_pixels} (max_pixels); downscale it or raise the limit')
+
+
+def _check_inputs(inputs, max_pixels):
+    if isinstance(inputs, (str, os.PathLike)) and os.path.isdir(inputs):
+        for name in sorted(os.listdir(inputs)):
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                check_image(os.path.join(inputs, name), max_pixels)
+    else:
+        for item in (inputs if isinstance(inputs, (list, tuple)) else [inputs]):
+            check_image(item, max_pixels)
+
+
 def inference(config: Union[str, Config], checkpoint: Optional[str], inputs,
               out_dir: Optional[str] = None, device: str = 'cpu',
-              score_thr: float = 0.3, **kwargs):
+              score_thr: float = 0.3, max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs):
     """Run a model on an image path, a folder or an array; with ``out_dir``,
     drawn results go to ``out_dir/vis`` (predictions as JSON to ``out_dir/preds``
-    for detection, drawn from ``score_thr`` up). Returns the toolbox
-    inferencer's result dict."""
+    for detection, drawn from ``score_thr`` up). Inputs that are not images or
+    exceed ``max_pixels`` are refused (UsageError) before anything runs.
+    Returns the toolbox inferencer's result dict."""
+    _check_inputs(inputs, max_pixels)
     cfg = load_config(config)
     inferencer = build_inferencer(cfg, checkpoint, device)
     scope = cfg.get('default_scope')

@@ -21,6 +21,7 @@ Files are read with ``torch.load(weights_only=True)`` (or safetensors), so a
 checkpoint cannot run code while it is being loaded.
 """
 import os
+import pickle
 import re
 from typing import Dict, Optional, Tuple
 
@@ -54,29 +55,80 @@ def _allow_mmengine_types():
     torch.serialization.add_safe_globals([
         HistoryBuffer, builtins.getattr, np.ndarray, np.dtype,
         np_core.multiarray._reconstruct, np_core.multiarray.scalar,
-        *{type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')},
+        *{type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'uint32',
+                                      'bool')},
     ])
 
 
 _allow_mmengine_types()
 
 
-def load_file(path: str, map_location='cpu') -> dict:
-    """Read a checkpoint file or URL without executing pickled code."""
+# Files the user has vouched for by typing ``--trust-checkpoint PATH``.
+_TRUSTED = set()
+
+
+def trust_checkpoint(path: str):
+    """Allow full (code-running) unpickling of this one file or URL."""
+    _TRUSTED.add(_identity(path))
+
+
+def _identity(path: str) -> str:
     path = str(path)
+    return path if path.startswith(('http://', 'https://')) else os.path.realpath(path)
+
+
+def load_file(path: str, map_location='cpu') -> dict:
+    """Read a checkpoint file or URL without executing pickled code.
+
+    Every checkpoint the project reads comes here: pretrained weights,
+    ``load_from`` and ``--resume`` (through mmengine, see
+    ``_route_mmengine_loading``), converters, demos. A file whose unpickling
+    would call anything outside torch's and mmengine's plain data types is
+    refused unless ``trust_checkpoint(path)`` was called for it.
+    """
+    path = str(path)
+    trusted = _identity(path) in _TRUSTED
     if path.startswith(('http://', 'https://')):
         return torch.hub.load_state_dict_from_url(
-            path, map_location=map_location, weights_only=True)
+            path, map_location=map_location, weights_only=not trusted)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file as load_safetensors
-        return load_safetensors(path, device=str(map_location))
+        try:
+            return load_safetensors(path, device=str(map_location))
+        except Exception as err:
+            raise CheckpointError(f'cannot load checkpoint {path}: {err}') from None
+    if trusted:
+        from mmengine.logging import print_log
+        print_log(f'{path}: full unpickling, trusted by --trust-checkpoint', logger='current')
+        return torch.load(path, map_location=map_location, weights_only=False)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # UnpicklingError, truncated zip, ...
+    except pickle.UnpicklingError as err:
+        culprit = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
+        what = f' (it calls {culprit[1]})' if culprit else ''
+        raise CheckpointError(
+            f'refused to load {path}: unpickling it needs code outside plain tensor '
+            f'and number types{what}, and nothing from it was run. If you trust '
+            f'this file, pass --trust-checkpoint {path}') from None
+    except Exception as err:  # truncated zip, not a checkpoint, ...
         raise CheckpointError(
             f'cannot load checkpoint {path}: {str(err).splitlines()[0]}') from None
+
+
+def _route_mmengine_loading():
+    """Make mmengine's ``load_from``, ``--resume`` and ``init_cfg`` read local
+    files and URLs through :func:`load_file` too."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    def load(filename, map_location=None, *args, **kwargs):
+        return load_file(filename, map_location or 'cpu')
+    CheckpointLoader.register_scheme(prefixes='', loader=load, force=True)
+    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=load, force=True)
+
+
+_route_mmengine_loading()
 
 
 def get_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:

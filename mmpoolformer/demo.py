@@ -4,7 +4,8 @@ from typing import Callable, Tuple
 
 import numpy as np
 
-from mmpoolformer.apis import build_inferencer, load_config
+from mmpoolformer.apis import DEFAULT_MAX_PIXELS, build_inferencer, check_image, load_config
+from mmpoolformer.errors import UsageError
 
 
 def make_predictor(config: str, checkpoint: str = None, device: str = 'cpu',
@@ -31,10 +32,28 @@ def make_predictor(config: str, checkpoint: str = None, device: str = 'cpu',
     return draw, 'image'
 
 
-def build_app(config: str, checkpoint: str = None, device: str = 'cpu'):
+def guarded(predict: Callable, max_pixels: int = DEFAULT_MAX_PIXELS) -> Callable:
+    """Refuse non-images and images above ``max_pixels`` with a message shown
+    to the user (gr.Error); the server goes on serving the next request."""
+    import gradio as gr
+
+    def run(image):
+        try:
+            if image is None:
+                raise UsageError('no image was uploaded')
+            check_image(image, max_pixels, name='the upload')
+        except UsageError as err:
+            raise gr.Error(str(err)) from None
+        return predict(image)
+    return run
+
+
+def build_app(config: str, checkpoint: str = None, device: str = 'cpu',
+              max_pixels: int = DEFAULT_MAX_PIXELS):
     os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
     import gradio as gr
     predict, kind = make_predictor(config, checkpoint, device)
+    predict = guarded(predict, max_pixels)
     output = gr.Label(num_top_classes=5, label='top-5') if kind == 'label' else gr.Image(label='result')
     return gr.Interface(
         fn=predict, inputs=gr.Image(type='numpy', label='image'), outputs=output,

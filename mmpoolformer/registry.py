@@ -8,6 +8,7 @@ The scope prefix also keeps ours apart from mmpretrain's own ``PoolFormer``.
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmpoolformer',
@@ -16,3 +17,5 @@ HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmpoolformer',
                  locations=['mmpoolformer.engine'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmpoolformer',
                     locations=['mmpoolformer.datasets'])
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmpoolformer',
+                      locations=['mmpoolformer.datasets'])

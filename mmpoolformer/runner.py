@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from mmengine.config import Config, DictAction
 
-from mmpoolformer.apis import load_config
+from mmpoolformer.apis import check_model_config, load_config
 from mmpoolformer.errors import USER_ERRORS, UsageError
 
 
@@ -21,7 +21,10 @@ def cli(main):
         try:
             return main(*args, **kwargs)
         except USER_ERRORS as err:
-            sys.exit(f'error: {err}')
+            message = str(err).strip()
+            if 'Original Traceback' in message:  # raised in a DataLoader worker
+                message = message.splitlines()[-1].split(': ', 1)[-1]
+            sys.exit(f'error: {message}')
 
     return wrapper
 
@@ -35,12 +38,28 @@ def add_common_args(parser):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return add_trust_arg(parser)
+
+
+def add_trust_arg(parser):
+    parser.add_argument(
+        '--trust-checkpoint', action='append', default=[], metavar='PATH',
+        help='allow this checkpoint (file or URL) to run code while it is unpickled; '
+             'only for files you trust. Without it such files are refused.')
     return parser
+
+
+def apply_trust(args):
+    from mmpoolformer.checkpoint import trust_checkpoint
+    for path in args.trust_checkpoint:
+        trust_checkpoint(path)
 
 
 def prepare_config(args, checkpoint: Optional[str] = None) -> Config:
     """Apply the command-line options that OpenMMLab tools share to a config."""
+    apply_trust(args)
     cfg = load_config(args.config, args.cfg_options)
+    check_model_config(cfg)
     cfg.launcher = args.launcher
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)

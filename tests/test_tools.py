@@ -19,7 +19,12 @@ def test_train_then_test(tiny_cls_data, tmp_path):
     assert os.path.isfile(ckpt)
     out = succeeded(run_tool('tools/test.py', CONFIG, ckpt, '--work-dir', work,
                        *builtin_cls_options(tiny_cls_data)))
-    assert re.search(r'accuracy/top1: \d+\.\d+', out)
+    top1 = re.search(r'accuracy/top1: (\d+\.\d+)', out)[1]
+    # The folded (deployed) backbone scores the same.
+    out = succeeded(run_tool('tools/test.py', CONFIG, ckpt, '--work-dir', work, '--deploy',
+                             *builtin_cls_options(tiny_cls_data)))
+    assert 'deploy: folded 12 blocks' in out
+    assert re.search(r'accuracy/top1: (\d+\.\d+)', out)[1] == top1
 
 
 def test_tools_test_takes_an_official_checkpoint(tiny_cls_data, tmp_path):

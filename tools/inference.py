@@ -3,7 +3,7 @@ save the drawn results (boxes and masks, segmentation overlays, top classes)."""
 import argparse
 
 from mmpoolformer.apis import inference
-from mmpoolformer.runner import cli
+from mmpoolformer.runner import add_trust_arg, apply_trust, cli
 
 
 def parse_args():
@@ -15,14 +15,17 @@ def parse_args():
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detection: draw boxes scoring at least this')
-    return parser.parse_args()
+    parser.add_argument('--max-pixels', type=int, default=4096 * 4096,
+                        help='refuse larger images (width x height)')
+    return add_trust_arg(parser).parse_args()
 
 
 @cli
 def main():
     args = parse_args()
+    apply_trust(args)
     inference(args.config, args.checkpoint, args.inputs, out_dir=args.out_dir,
-              device=args.device, score_thr=args.score_thr)
+              device=args.device, score_thr=args.score_thr, max_pixels=args.max_pixels)
     print(f'results written to {args.out_dir}/vis')
 
 

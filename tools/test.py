@@ -11,6 +11,9 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file or URL')
     parser.add_argument('--out', help='dump raw predictions to this pickle file')
     parser.add_argument('--show-dir', help='save images with predictions drawn')
+    parser.add_argument('--deploy', action='store_true',
+                        help='fold norms, layer scales and pooling terms into the '
+                             'convolutions first (model.backbone.switch_to_deploy())')
     return parser.parse_args()
 
 
@@ -20,6 +23,8 @@ def main():
     cfg = R.prepare_config(args, checkpoint=args.checkpoint)
     if args.show_dir:
         R.enable_show_dir(cfg, args.show_dir)
+    if args.deploy:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='mmpoolformer.DeployHook')]
     runner = Runner.from_cfg(cfg)
     if args.out:
         from mmengine.evaluator import DumpResults

@@ -23,6 +23,8 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = R.prepare_config(args)
+    # Same random draws per epoch with or without an interruption (exact --resume).
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='mmpoolformer.EpochSeedHook')]
     if args.amp:
         R.enable_amp(cfg)
     if args.auto_scale_lr:

@@ -12,18 +12,18 @@ model = dict(
     train_cfg=dict(_delete_=True))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmpoolformer.LoadImageChecked'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 train_dataloader = dict(
     batch_size=32, num_workers=2, persistent_workers=True,
-    dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root,
+    dataset=dict(_delete_=True, type='mmpoolformer.ValidatedImageFolder', data_root=data_root,
                  data_prefix='train', pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=32, num_workers=2, persistent_workers=True,
-    dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root,
+    dataset=dict(_delete_=True, type='mmpoolformer.ValidatedImageFolder', data_root=data_root,
                  data_prefix='val', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))

@@ -19,7 +19,7 @@ model = dict(
     decode_head=dict(num_classes=5, norm_cfg=dict(type='BN', requires_grad=True)))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmpoolformer.LoadImageChecked'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),

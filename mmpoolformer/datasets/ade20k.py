@@ -12,6 +12,8 @@ def check_label_maps(data_list):
 
     Only file headers are read, so this costs seconds on ADE20K.
     """
+    if not data_list:
+        raise DatasetError('the segmentation data set is empty: no images found')
     for info in data_list:
         img, seg = info['img_path'], info.get('seg_map_path')
         if seg is None:  # test mode without annotations

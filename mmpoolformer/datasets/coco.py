@@ -50,6 +50,9 @@ class ValidatedCocoDataset(CocoDataset):
 
         self.COCOAPI = load_and_check  # shadows the class attribute for one load
         try:
-            return super().load_data_list()
+            data_list = super().load_data_list()
         finally:
             del self.COCOAPI
+        if not data_list:
+            raise DatasetError(f'{self.ann_file}: the data set is empty (no images)')
+        return data_list

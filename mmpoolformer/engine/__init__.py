@@ -1,1 +1,2 @@
-from .hooks import ConvertCheckpointHook  # noqa: F401
+from .hooks import ConvertCheckpointHook, DeployHook  # noqa: F401
+from .resume import AtomicLocalBackend, EpochSeedHook  # noqa: F401

@@ -23,3 +23,21 @@ class ConvertCheckpointHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         check_shapes(model.state_dict(), state_dict)
         checkpoint['state_dict'] = state_dict
+
+
+@HOOKS.register_module()
+class DeployHook(Hook):
+    """Fold the backbone for inference (``switch_to_deploy``) once the checkpoint
+    is loaded, before validation or testing; ``tools/test.py --deploy`` adds it."""
+
+    def _deploy(self, runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not getattr(model.backbone, 'deployed', False):
+            folded = model.backbone.switch_to_deploy()
+            print_log(f'deploy: folded {folded} blocks of the backbone', logger='current')
+
+    def before_test(self, runner) -> None:
+        self._deploy(runner)
+
+    def before_val(self, runner) -> None:
+        self._deploy(runner)

@@ -2,7 +2,7 @@
 segmentation overlay, for any config and checkpoint."""
 import argparse
 
-from mmpoolformer.runner import cli
+from mmpoolformer.runner import add_trust_arg, apply_trust, cli
 
 
 def parse_args():
@@ -12,14 +12,17 @@ def parse_args():
     parser.add_argument('--host', default='127.0.0.1', help='address to listen on')
     parser.add_argument('--port', type=int, default=7860)
     parser.add_argument('--device', default='cpu')
-    return parser.parse_args()
+    parser.add_argument('--max-pixels', type=int, default=4096 * 4096,
+                        help='refuse larger uploads (width x height)')
+    return add_trust_arg(parser).parse_args()
 
 
 @cli
 def main():
     args = parse_args()
+    apply_trust(args)
     from mmpoolformer.demo import build_app
-    build_app(args.config, args.checkpoint, args.device).launch(
+    build_app(args.config, args.checkpoint, args.device, args.max_pixels).launch(
         server_name=args.host, server_port=args.port, share=False)
 
 

@@ -10,7 +10,7 @@ builtin_image_scale = (192, 160)
 builtin_pretrained = 'work_dirs/poolformer_s12_builtin/epoch_15.pth'
 
 builtin_train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmpoolformer.LoadImageChecked'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=builtin_image_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),

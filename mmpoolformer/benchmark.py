@@ -1,0 +1,344 @@
+"""Side-by-side speed of this project's PoolFormer and its peers (timm, mmpretrain).
+
+Every model gets the same weights (ours, randomised, converted to each layout)
+and the same input; each figure is the median of several timed repetitions
+after warm-up. ``tools/analysis/benchmark.py`` is the command-line front.
+"""
+import copy
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, List, Optional
+
+import torch
+
+from mmpoolformer.analysis import count_macs
+
+CL = torch.channels_last
+
+
+@dataclass
+class Row:
+    name: str
+    img_per_s: float
+    ratio: float = 1.0           # ours (default eval path) / this row, filled in later
+    max_abs_diff: Optional[float] = None
+    peak_fraction: Optional[float] = None
+    note: str = ''
+    times_s: List[float] = field(default_factory=list)
+
+
+def time_call(fn: Callable, warmup: int, repeats: int) -> List[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def matmul_peak_gflops(repeats: int = 5) -> float:
+    """The machine's FP32 matmul rate: the best of square GEMMs (torch.mm) and
+    the GEMMs of PoolFormer's MLPs as oneDNN 1x1 convolutions (batch 16, each
+    stage's width and 224x224 token grid), each the fastest of ``repeats``."""
+    best = 0.0
+    with torch.inference_mode():
+        for n in (2048, 4096):
+            a, b = torch.randn(n, n), torch.randn(n, n)
+            best = max(best, 2 * n ** 3 / min(time_call(lambda: a @ b, 1, repeats)) / 1e9)
+        for dim, side in ((64, 56), (128, 28), (320, 14), (512, 7)):
+            x = torch.randn(16, dim, side, side).contiguous(memory_format=CL)
+            conv = torch.nn.Conv2d(dim, 4 * dim, 1, bias=False)
+            t = min(time_call(lambda: conv(x), 1, repeats))
+            best = max(best, 2 * 16 * side * side * dim * 4 * dim / t / 1e9)
+    return best
+
+
+# --------------------------------------------------------------------------- #
+# Models with shared weights
+# --------------------------------------------------------------------------- #
+def build_models(arch: str, seed: int = 0):
+    """(ours classifier, mmpretrain classifier, timm model), same weights."""
+    import timm
+
+    from mmpoolformer.apis import build_model
+    from mmpoolformer.checkpoint import convert_from_mmpoolformer
+    ours = build_model(f'configs/classification/poolformer_{arch}_in1k.py').eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in ours.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.02
+                    + (1.0 if 'norm' in name and name.endswith('weight') else 0.0))
+    state = ours.state_dict()
+    mmpretrain = build_model(f'mmpretrain::poolformer/poolformer-{arch}_32xb128_in1k.py').eval()
+    mmpretrain.load_state_dict(convert_from_mmpoolformer(state, 'mmpretrain'), strict=False)
+    reference = timm.create_model(f'poolformer_{arch}').eval()
+    reference.load_state_dict(convert_from_mmpoolformer(state, 'timm'))
+    return ours, mmpretrain, reference
+
+
+def _logits(model):
+    if hasattr(model, 'data_preprocessor'):
+        return lambda x: model(x, mode='tensor')
+    return model
+
+
+def _last_stage_features(model) -> Callable:
+    """Stage-4 features before any norm: timm's head normalises after pooling,
+    so only these (not logits) are comparable with timm."""
+    if hasattr(model, 'forward_features'):
+        return model.forward_features
+    captured = {}
+    model.backbone.stages[-1].register_forward_hook(
+        lambda m, i, o: captured.__setitem__('x', o))
+
+    def run(x):
+        model(x, mode='tensor')
+        return captured['x']
+    return run
+
+
+# --------------------------------------------------------------------------- #
+# Inference
+# --------------------------------------------------------------------------- #
+def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
+                   compile_models=False, bf16=False, log=print) -> List[Row]:
+    ours, mmpretrain, reference = build_models(arch)
+    x = torch.randn(batch, 3, res, res, generator=torch.Generator().manual_seed(1))
+    macs = count_macs(ours, (res, res))
+    nchw = copy.deepcopy(ours)
+    nchw.backbone.channels_last_eval = False
+    deployed = copy.deepcopy(ours)
+    deployed.backbone.switch_to_deploy()
+    timm_cl = copy.deepcopy(reference).to(memory_format=CL)
+
+    # (name, callable returning the compared output, input, kind of output)
+    candidates = [
+        ('ours: default eval (channels_last)', _logits(ours), x, 'logits'),
+        ('ours: deploy (folded)', _logits(deployed), x, 'logits'),
+        ('ours: NCHW eager', _logits(nchw), x, 'logits'),
+        ('mmpretrain PoolFormer: NCHW eager', _logits(mmpretrain), x, 'logits'),
+        ('timm: NCHW eager', reference.forward_features, x, 'features'),
+        ('timm: channels_last eager', timm_cl.forward_features,
+         x.contiguous(memory_format=CL), 'features'),
+    ]
+    if compile_models:
+        compiled_default = torch.compile(copy.deepcopy(ours).backbone)
+        candidates.append(('ours: default + torch.compile', lambda t: compiled_default(t)[-1],
+                           x, 'backbone'))
+        compiled = torch.compile(deployed.backbone)
+        candidates.append(('ours: deploy + torch.compile', lambda t: compiled(t)[-1], x, 'backbone'))
+        timm_compiled = torch.compile(timm_cl.forward_features)
+        candidates.append(('timm: channels_last + torch.compile', timm_compiled,
+                           x.contiguous(memory_format=CL), 'features'))
+    if bf16:
+        ours_bf16 = copy.deepcopy(ours).to(torch.bfloat16)
+        deployed_bf16 = copy.deepcopy(deployed).to(torch.bfloat16)
+        xb = x.to(torch.bfloat16)
+        candidates += [
+            ('ours: default eval, bf16', lambda t: ours_bf16(t, mode='tensor'), xb, 'logits'),
+            ('ours: deploy, bf16', lambda t: deployed_bf16(t, mode='tensor'), xb, 'logits'),
+        ]
+
+    with torch.inference_mode():
+        expected = {'logits': nchw(x, mode='tensor'),
+                    'features': _last_stage_features(copy.deepcopy(nchw))(x),
+                    'backbone': nchw.backbone(x)[-1]}
+    peak = matmul_peak_gflops()
+    log(f'FP32 matmul peak measured: {peak:.0f} GFLOP/s')
+    outputs, times = {}, {name: [] for name, *_ in candidates}
+    with torch.inference_mode():
+        for name, fn, inp, _ in candidates:
+            log(f'warming up {name} ...')
+            outputs[name] = fn(inp)
+            time_call(lambda: fn(inp), warmup, 0)
+        # Round-robin repetitions: a passing load on the machine hits every
+        # path alike instead of skewing one of them.
+        for rep in range(repeats):
+            log(f'repetition {rep + 1}/{repeats}')
+            for name, fn, inp, _ in candidates:
+                times[name] += time_call(lambda: fn(inp), 0, 1)
+    rows = []
+    for name, fn, inp, kind in candidates:
+        img_s = batch / statistics.median(times[name])
+        diff = (outputs[name].float() - expected[kind]).abs().max().item()
+        rows.append(Row(name, img_s, max_abs_diff=diff, times_s=times[name],
+                        peak_fraction=2 * macs * img_s / 1e9 / peak,
+                        note='stage-4 features' if kind != 'logits' else 'logits'))
+    reference_speed = rows[0].img_per_s
+    for row in rows:
+        row.ratio = reference_speed / row.img_per_s
+    return rows
+
+
+# --------------------------------------------------------------------------- #
+# Training step (forward + backward + optimizer)
+# --------------------------------------------------------------------------- #
+def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print) -> List[Row]:
+    ours, _, reference = build_models(arch)
+    x = torch.randn(batch, 3, res, res)
+    labels = torch.randint(0, 1000, (batch, ))
+    steps = {}
+    for name, model, logits, channels_last in [
+            ('ours: train step NCHW', ours, lambda m, t: m(t, mode='tensor'), False),
+            ('timm: train step NCHW', reference, lambda m, t: m(t), False),
+            ('ours: train step channels_last', ours, lambda m, t: m(t, mode='tensor'), True),
+            ('timm: train step channels_last', reference, lambda m, t: m(t), True)]:
+        model = copy.deepcopy(model).train()
+        inp = x.contiguous(memory_format=CL) if channels_last else x
+        if channels_last:
+            model = model.to(memory_format=CL)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step(model=model, inp=inp, optimizer=optimizer, logits=logits):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(logits(model, inp), labels).backward()
+            optimizer.step()
+        steps[name] = step
+    times = {name: [] for name in steps}
+    for name, step in steps.items():
+        log(f'warming up {name} ...')
+        time_call(step, warmup, 0)
+    for rep in range(repeats):
+        log(f'repetition {rep + 1}/{repeats}')
+        for name, step in steps.items():
+            times[name] += time_call(step, 0, 1)
+    rows = [Row(name, batch / statistics.median(t), times_s=t) for name, t in times.items()]
+    for pair in (rows[0:2], rows[2:4]):
+        for row in pair:
+            row.ratio = pair[0].img_per_s / row.img_per_s
+    return rows
+
+
+# --------------------------------------------------------------------------- #
+# Dense models: speed, and with_cp's memory / time trade in a subprocess each
+# --------------------------------------------------------------------------- #
+DENSE = {
+    'maskrcnn': ('configs/detection/maskrcnn_poolformer_s12.py', (800, 1333)),
+    'fpn': ('configs/segmentation/fpn_poolformer_s12_ade20k.py', (512, 512)),
+}
+
+
+def _dense_inputs(model, kind, shape, batch):
+    h, w = shape
+    if kind == 'maskrcnn':
+        from mmdet.testing import demo_mm_inputs
+        packed = demo_mm_inputs(batch, [(3, h, w)] * batch, num_items=[3] * batch,
+                                num_classes=80, with_mask=True)
+    else:
+        from mmseg.structures import SegDataSample
+        from mmengine.structures import PixelData
+        packed = dict(inputs=[torch.randint(0, 255, (3, h, w), dtype=torch.uint8)] * batch,
+                      data_samples=[SegDataSample(
+                          gt_sem_seg=PixelData(data=torch.randint(0, 150, (1, h, w))),
+                          metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+                          for _ in range(batch)])
+    return model.data_preprocessor(packed, True)
+
+
+def dense_step(kind: str, with_cp: bool, train: bool, batch: int, warmup: int,
+               repeats: int) -> dict:
+    """One configuration, run in this process; returns timings and peak memory."""
+    from mmpoolformer.apis import build_model
+    config, shape = DENSE[kind]
+    model = build_model(config, {'model.backbone.init_cfg': None,
+                                 'model.backbone.with_cp': with_cp})
+    model.train(train)
+    data = _dense_inputs(model, kind, shape, batch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        if train:
+            optimizer.zero_grad()
+            losses = model(**data, mode='loss')
+            sum(v.sum() for k, v in losses.items() if 'loss' in k and isinstance(v, torch.Tensor)
+                ).backward()
+            optimizer.step()
+        else:
+            with torch.inference_mode():
+                model(**data, mode='tensor')
+    # Memory of the first step, in a fresh process: later steps reuse what the
+    # allocator kept. Linux resets the peak-RSS counter on request.
+    baseline = _status_mib('VmRSS')
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
+    step()
+    peak = _status_mib('VmHWM') - baseline
+    times = time_call(step, max(warmup - 1, 0), repeats)
+    return dict(times_s=times, median_s=statistics.median(times), peak_mib=peak)
+
+
+def _status_mib(field: str) -> float:
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
+
+
+def dense_rows(kinds, batch=1, warmup=1, repeats=3, train=True, log=print) -> List[Row]:
+    """Each configuration in a fresh process, so that peak memory is its own."""
+    import json
+    rows = []
+    for kind in kinds:
+        results = {}
+        for with_cp in (False, True):
+            name = f'{kind} {"train step" if train else "inference"}, with_cp={with_cp}'
+            log(f'timing {name} (subprocess) ...')
+            code = ('import json, mmpoolformer.benchmark as b; print("RESULT", json.dumps('
+                    f'b.dense_step({kind!r}, {with_cp}, {train}, {batch}, {warmup}, {repeats})))')
+            proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                                  env=dict(os.environ, PYTHONPATH=os.getcwd()))
+            if proc.returncode != 0:
+                raise RuntimeError(f'{name} failed:\n{proc.stderr[-3000:]}')
+            result = json.loads(proc.stdout.split('RESULT', 1)[1])
+            results[with_cp] = result
+            rows.append(Row(name, batch / result['median_s'], times_s=result['times_s'],
+                            note=f'peak memory of the step {result["peak_mib"]:.0f} MiB'))
+        base, cp = results[False], results[True]
+        rows[-1].ratio = base['median_s'] / cp['median_s']
+        rows[-1].note += (f'; vs with_cp=False: memory {100 * (1 - cp["peak_mib"] / base["peak_mib"]):.0f}% '
+                          f'less, time {100 * (cp["median_s"] / base["median_s"] - 1):+.0f}%')
+    return rows
+
+
+def format_table(rows: List[Row], title: str) -> str:
+    lines = [f'### {title}', '',
+             '| path | img/s | ours default / this | max abs diff | of FP32 peak | note |',
+             '|---|---|---|---|---|---|']
+    for r in rows:
+        diff = '' if r.max_abs_diff is None else f'{r.max_abs_diff:.1e}'
+        frac = '' if r.peak_fraction is None else f'{100 * r.peak_fraction:.0f}%'
+        lines.append(f'| {r.name} | {r.img_per_s:.3g} | {r.ratio:.2f} | {diff} | {frac} | {r.note} |')
+    return '\n'.join(lines)
+
+
+def rows_as_dicts(rows: List[Row]) -> list:
+    return [asdict(r) for r in rows]
+
+
+def bf16_agreement(config: str, checkpoint: str) -> dict:
+    """Top-1 of fp32 and bf16 inference on a config's test set, and how often
+    the two predictions agree."""
+    from mmengine.runner import Runner
+
+    from mmpoolformer.apis import init_model, load_config
+    cfg = load_config(config)
+    model = init_model(cfg, checkpoint).eval()
+    model_bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    agree = correct32 = correct16 = total = 0
+    with torch.inference_mode():
+        for data in loader:
+            data = model.data_preprocessor(data, False)
+            labels = torch.stack([s.gt_label[0] for s in data['data_samples']])
+            p32 = model(data['inputs'], mode='tensor').argmax(1)
+            p16 = model_bf16(data['inputs'].to(torch.bfloat16), mode='tensor').argmax(1)
+            agree += (p32 == p16).sum().item()
+            correct32 += (p32 == labels).sum().item()
+            correct16 += (p16 == labels).sum().item()
+            total += len(labels)
+    return dict(images=total, top1_fp32=100 * correct32 / total,
+                top1_bf16=100 * correct16 / total, agreement=100 * agree / total)

@@ -1,0 +1,20 @@
+from mmpretrain.datasets import CustomDataset
+
+from mmpoolformer.errors import DatasetError
+from mmpoolformer.registry import DATASETS
+
+
+@DATASETS.register_module()
+class ValidatedImageFolder(CustomDataset):
+    """mmpretrain's CustomDataset (``<root>/<split>/<class>/<image>`` or an
+    annotation list) that reports an empty data set as a DatasetError naming
+    the folder, instead of a RuntimeError deep in the Runner."""
+
+    def load_data_list(self):
+        try:
+            data_list = super().load_data_list()
+        except RuntimeError as err:
+            raise DatasetError(f'empty data set: {err}') from None
+        if not data_list:
+            raise DatasetError(f'empty data set: no images in {self.img_prefix}')
+        return data_list

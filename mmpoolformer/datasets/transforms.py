@@ -1,0 +1,73 @@
+"""Image loading that names the file it cannot read.
+
+mmcv's ``LoadImageFromFile`` decodes with OpenCV, which reads a truncated JPEG
+as a partly grey picture without a word and reports an undecodable file with
+a bare assertion deep in a data worker. This loader checks that the bytes are a
+complete image first, then decodes as mmcv does (grayscale, RGBA and 16-bit
+files all come out as 8-bit, 3-channel BGR).
+"""
+import os.path as osp
+from typing import Optional
+
+from mmcv.transforms import LoadImageFromFile
+from mmengine.fileio import get
+from mmengine.logging import print_log
+
+from mmpoolformer.errors import DatasetError
+from mmpoolformer.registry import TRANSFORMS
+
+# Bytes a complete file of each format ends with (trailing padding allowed).
+_ENDINGS = {b'\xff\xd8': b'\xff\xd9',                         # JPEG: EOI marker
+            b'\x89PNG': b'IEND\xaeB`\x82'}                   # PNG: IEND chunk
+
+
+def image_problem(data: bytes) -> Optional[str]:
+    """Why these bytes are not a complete image, or None if they look whole."""
+    if not data:
+        return 'the file is empty'
+    for magic, ending in _ENDINGS.items():
+        if data.startswith(magic) and ending not in data[-64:]:
+            return 'the file is truncated (its end marker is missing)'
+    return None
+
+
+@TRANSFORMS.register_module()
+class LoadImageChecked(LoadImageFromFile):
+    """``LoadImageFromFile`` that reports a corrupt or truncated image by name.
+
+    Args:
+        on_error (str): ``'raise'`` (default) stops with a DatasetError naming
+            the file; ``'skip'`` logs a warning naming it and drops the sample
+            (mmengine's datasets then draw another one while training). Use it
+            in training pipelines: the toolboxes' inferencers look for
+            ``LoadImageFromFile`` in test pipelines.
+        **kwargs: As for mmcv's LoadImageFromFile.
+    """
+
+    def __init__(self, on_error: str = 'raise', **kwargs):
+        if on_error not in ('raise', 'skip'):
+            raise DatasetError(f"LoadImageChecked on_error must be 'raise' or 'skip', "
+                               f'got {on_error!r}')
+        super().__init__(**kwargs)
+        self.on_error = on_error
+
+    def transform(self, results: dict) -> Optional[dict]:
+        filename = results['img_path']
+        try:
+            data = get(filename, backend_args=self.backend_args)
+        except FileNotFoundError:
+            return self._fail(filename, 'the file does not exist')
+        problem = image_problem(data)
+        if problem is None:
+            try:
+                return super().transform(results)
+            except Exception as err:  # undecodable: mmcv asserts / cv2 errors
+                problem = f'it cannot be decoded ({str(err).splitlines()[0] or type(err).__name__})'
+        return self._fail(filename, problem)
+
+    def _fail(self, filename: str, problem: str):
+        message = f'bad image {filename}: {problem}'
+        if self.on_error == 'raise':
+            raise DatasetError(message + " (set on_error='skip' in LoadImageChecked to skip it)")
+        print_log(f'skipped {message}', logger='current', level=30)
+        return None

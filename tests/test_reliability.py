@@ -1,0 +1,284 @@
+"""Faults a user can meet, each with what they see (docs/reliability.md):
+crafted checkpoints, bad images and annotation files, empty data sets, odd image
+sizes, config typos, and bad uploads to the demo and the inference API."""
+import glob
+import json
+import os
+import re
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import (build_from_config, builtin_cls_options, builtin_coco_options,
+                      run_tool, succeeded)
+from mmpoolformer.checkpoint import load_file, trust_checkpoint
+from mmpoolformer.errors import CheckpointError, ConfigError, UsageError
+
+CLS = 'configs/classification/poolformer_s12_builtin.py'
+MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
+
+
+def _one_line_error(proc, pattern):
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and re.search(pattern, last), last
+    return last
+
+
+# --------------------------------------------------------------------------- #
+# Checkpoints that would run code
+# --------------------------------------------------------------------------- #
+class _RunsCommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+def _getattr_chain_pickle(marker) -> bytes:
+    """A raw pickle that reaches ``exec`` through nothing but ``builtins.getattr``
+    (allow-listed for mmengine's logging buffers):
+    getattr(getattr(getattr, '__self__'), 'exec')("open(marker, 'w')")."""
+    def text(s):
+        data = s.encode()
+        return b'X' + len(data).to_bytes(4, 'little') + data
+    getattr_ = b'cbuiltins\ngetattr\n'
+    return (b'\x80\x02' + getattr_ + getattr_ + getattr_ + text('__self__') + b'\x86R'
+            + text('exec') + b'\x86R' + text(f'open({str(marker)!r}, "w")') + b'\x85R.')
+
+
+@pytest.mark.parametrize('kind', ['os.system', 'getattr-chain'])
+def test_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path, kind):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    if kind == 'os.system':
+        torch.save({'state_dict': _RunsCommand(marker)}, path)
+    else:
+        path.write_bytes(_getattr_chain_pickle(marker))
+    with pytest.raises(CheckpointError, match=r'refused to load .*--trust-checkpoint'):
+        load_file(str(path))
+    # mmengine's own loading (load_from, --resume, init_cfg) takes the same road.
+    from mmengine.runner.checkpoint import _load_checkpoint
+    with pytest.raises(CheckpointError, match='refused'):
+        _load_checkpoint(str(path))
+    assert not marker.exists()
+
+
+def test_tools_refuse_a_crafted_checkpoint_in_one_line(tmp_path):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': _RunsCommand(marker)}, path)
+    proc = run_tool('tools/model_converters/convert.py', str(path), str(tmp_path / 'out.pth'))
+    _one_line_error(proc, r'refused to load .*evil\.pth.*posix\.system.*--trust-checkpoint')
+    proc = run_tool('tools/test.py', CLS, str(path), '--work-dir', str(tmp_path / 'work'))
+    _one_line_error(proc, r'refused to load')
+    assert not marker.exists()
+
+
+def test_trusting_a_file_is_explicit_and_per_file(tmp_path):
+    marker = tmp_path / 'ran'
+    path, other = tmp_path / 'trusted.pth', tmp_path / 'other.pth'
+    torch.save({'state_dict': _RunsCommand(marker)}, path)
+    shutil.copy(path, other)
+    trust_checkpoint(str(path))
+    load_file(str(path))  # the user vouched for it: it runs
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(CheckpointError):
+        load_file(str(other))
+    assert not marker.exists()
+
+
+def test_truncated_checkpoint_is_named(tmp_path):
+    path = tmp_path / 'cut.pth'
+    torch.save({'w': torch.zeros(1000)}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match=r'cannot load checkpoint .*cut\.pth'):
+        load_file(str(path))
+
+
+# --------------------------------------------------------------------------- #
+# Bad images in a data set
+# --------------------------------------------------------------------------- #
+def _copy_cls_data(tiny_cls_data, tmp_path):
+    root = tmp_path / 'data'
+    shutil.copytree(tiny_cls_data, root)
+    return root, sorted(glob.glob(str(root / 'train' / '*' / '*.png')))
+
+
+@pytest.mark.parametrize('fault', ['truncated', 'corrupt'])
+def test_bad_training_image_is_named(tiny_cls_data, tmp_path, fault):
+    root, images = _copy_cls_data(tiny_cls_data, tmp_path)
+    data = open(images[0], 'rb').read()
+    open(images[0], 'wb').write(data[:len(data) // 2] if fault == 'truncated'
+                                else b'not an image at all' * 10)
+    proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path / 'work'),
+                    *builtin_cls_options(str(root)))
+    name = re.escape(os.path.basename(images[0]))
+    _one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*on_error')
+
+
+def test_bad_training_image_can_be_skipped_with_a_warning(tiny_cls_data, tmp_path):
+    root, images = _copy_cls_data(tiny_cls_data, tmp_path)
+    open(images[0], 'wb').write(open(images[0], 'rb').read()[:100])
+    proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path / 'work'),
+                    *builtin_cls_options(str(root)),
+                    'train_dataloader.dataset.pipeline.0.on_error=skip')
+    out = succeeded(proc)
+    assert re.search(rf'skipped bad image .*{re.escape(os.path.basename(images[0]))}', out)
+    assert os.path.isfile(tmp_path / 'work' / 'epoch_1.pth')
+
+
+@pytest.mark.parametrize('mode', ['gray', 'rgba', '16bit'])
+def test_grayscale_rgba_and_16bit_images_load_as_8bit_bgr(tmp_path, mode):
+    from mmpoolformer.datasets.transforms import LoadImageChecked
+    rgb = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    image = {'gray': rgb[..., 0], 'rgba': np.dstack([rgb, np.full((37, 53), 128, np.uint8)]),
+             '16bit': rgb.astype(np.uint16) * 257}[mode]
+    path = str(tmp_path / f'{mode}.png')
+    cv2.imwrite(path, image)
+    img = LoadImageChecked().transform(dict(img_path=path))['img']
+    assert img.shape == (37, 53, 3) and img.dtype == np.uint8
+    expected = {'gray': np.repeat(rgb[..., :1], 3, 2), 'rgba': rgb, '16bit': rgb}[mode]
+    assert np.array_equal(img, expected)
+    model = build_from_config(CLS)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(img).permute(2, 0, 1)[None].float(), mode='tensor')
+    assert logits.shape == (1, 4) and torch.isfinite(logits).all()
+
+
+# --------------------------------------------------------------------------- #
+# Annotation files and empty data sets
+# --------------------------------------------------------------------------- #
+def test_truncated_coco_json_is_named(builtin_coco, tmp_path):
+    root = tmp_path / 'coco'
+    shutil.copytree(builtin_coco, root)
+    ann = root / 'annotations' / 'instances_train2017.json'
+    ann.write_text(ann.read_text()[:500])
+    proc = run_tool('tools/train.py', MASKRCNN, '--work-dir', str(tmp_path / 'work'),
+                    *builtin_coco_options(str(root), 'unused', num_workers=0),
+                    'model.backbone.init_cfg=None')
+    _one_line_error(proc, r'instances_train2017\.json: not valid JSON')
+
+
+def test_empty_coco_set_is_named(builtin_coco, tmp_path):
+    root = tmp_path / 'coco'
+    shutil.copytree(builtin_coco, root)
+    ann = root / 'annotations' / 'instances_train2017.json'
+    content = json.loads(ann.read_text())
+    content.update(images=[], annotations=[])
+    ann.write_text(json.dumps(content))
+    proc = run_tool('tools/train.py', MASKRCNN, '--work-dir', str(tmp_path / 'work'),
+                    *builtin_coco_options(str(root), 'unused', num_workers=0),
+                    'model.backbone.init_cfg=None')
+    _one_line_error(proc, r'instances_train2017\.json: the data set is empty')
+
+
+def test_empty_image_folder_is_named(tmp_path):
+    for split in ('train', 'val'):
+        os.makedirs(tmp_path / 'data' / split)
+    proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path / 'work'),
+                    *builtin_cls_options(str(tmp_path / 'data')))
+    _one_line_error(proc, r'empty data set: .*data/train')
+
+
+def test_empty_segmentation_set_is_named(builtin_ade20k, tmp_path):
+    root = tmp_path / 'ade'
+    shutil.copytree(builtin_ade20k, root)
+    for path in glob.glob(str(root / '**' / 'training' / '*'), recursive=True):
+        os.remove(path)
+    from conftest import builtin_seg_options
+    proc = run_tool('tools/train.py', 'configs/segmentation/fpn_poolformer_s12_builtin.py',
+                    '--work-dir', str(tmp_path / 'work'),
+                    *builtin_seg_options(str(root), 'unused', num_workers=0),
+                    'model.backbone.init_cfg=None')
+    _one_line_error(proc, r'segmentation data set is empty')
+
+
+# --------------------------------------------------------------------------- #
+# Sizes that are not multiples of 32
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize('config', [MASKRCNN, 'configs/segmentation/fpn_poolformer_s12_builtin.py'])
+def test_dense_models_predict_on_odd_sizes(config):
+    model = build_from_config(config, **{'model.backbone.init_cfg': None})
+    h, w = 157, 203
+    image = torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
+    if 'detection' in config:
+        from mmdet.structures import DetDataSample
+        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                             scale_factor=(1.0, 1.0)))
+    else:
+        from mmseg.structures import SegDataSample
+        sample = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))
+    data = model.data_preprocessor(dict(inputs=[image], data_samples=[sample]), False)
+    with torch.no_grad():
+        result = model(**data, mode='predict')[0]
+    if 'detection' in config:
+        assert result.pred_instances.masks.shape[-2:] == (h, w)
+    else:
+        assert result.pred_sem_seg.data.shape[-2:] == (h, w)
+
+
+# --------------------------------------------------------------------------- #
+# Config mistakes
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize('option, message', [
+    ('model.backbone.type=mmpoolformer.PoolFormr',
+     r"model\.backbone\.type: unknown model type 'mmpoolformer\.PoolFormr' "
+     r"\(did you mean 'mmpoolformer\.PoolFormer'\?\)"),
+    ('model.backbone.drop_path_rat=0.1',
+     r"model\.backbone: PoolFormer has no argument 'drop_path_rat' "
+     r"\(did you mean 'drop_path_rate'\?\)"),
+    ('model.backbone.arch=s13', r"Unknown PoolFormer arch 's13' \(did you mean 's12'\?\)"),
+])
+def test_config_mistakes_are_named_with_a_suggestion(tmp_path, option, message):
+    proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path), '--cfg-options', option)
+    _one_line_error(proc, message)
+
+
+def test_wrong_arch_checkpoint_names_key_and_shapes(tmp_path):
+    from mmpoolformer.checkpoint import load_model_weights
+    path = str(tmp_path / 'm36.pth')
+    torch.save(build_from_config('configs/classification/poolformer_m36_in1k.py').state_dict(),
+               path)
+    with pytest.raises(CheckpointError, match=r"shape mismatch for 'backbone\.stem\.conv\.weight': "
+                                              r'checkpoint has \(96, 3, 7, 7\), model has \(64, 3, 7, 7\)'):
+        load_model_weights(build_from_config('configs/classification/poolformer_s12_in1k.py'), path)
+
+
+# --------------------------------------------------------------------------- #
+# The web demo and the inference API
+# --------------------------------------------------------------------------- #
+def test_inference_api_refuses_non_images_and_huge_images(tmp_path):
+    from mmpoolformer.apis import check_image, inference
+    text = tmp_path / 'notes.png'
+    text.write_text('this is not an image')
+    with pytest.raises(UsageError, match=r'notes\.png is not an image'):
+        inference(CLS, None, str(text))
+    big = tmp_path / 'big.png'
+    cv2.imwrite(str(big), np.zeros((300, 400, 3), np.uint8))
+    with pytest.raises(UsageError, match=r'big\.png is 400x300 = 120000 pixels, above the limit of 100000'):
+        inference(CLS, None, str(big), max_pixels=100_000)
+    with pytest.raises(UsageError, match=r'not an image \(got array of shape \(5,\)\)'):
+        check_image(np.zeros(5))
+    proc = run_tool('tools/inference.py', CLS, 'none.pth', str(text))
+    _one_line_error(proc, r'notes\.png is not an image')
+
+
+def test_web_demo_refuses_bad_uploads_and_keeps_serving(builtin_classifier):
+    import gradio as gr
+
+    from mmpoolformer.demo import guarded, make_predictor
+    predict, _ = make_predictor(CLS, builtin_classifier[1])
+    app_fn = guarded(predict, max_pixels=128 * 128)
+    for bad, message in [(None, 'no image was uploaded'),
+                         (np.zeros((4, )), 'not an image'),
+                         (np.zeros((200, 200, 3), np.uint8), r'200x200 = 40000 pixels, above the limit')]:
+        with pytest.raises(gr.Error, match=message):
+            app_fn(bad)
+    top5 = app_fn(np.full((64, 64, 3), 200, np.uint8))  # the next request is served
+    assert len(top5) == 4 and abs(sum(top5.values()) - 1) < 1e-3

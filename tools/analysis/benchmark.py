@@ -1,0 +1,85 @@
+"""Benchmark this project's PoolFormer against timm's and mmpretrain's, side by side.
+
+Same weights and inputs everywhere; img/s is the median of --repeats timed runs
+after --warmup runs. Prints Markdown tables (and writes JSON with --json).
+
+    python tools/analysis/benchmark.py                            # S12, batch 16, 224, fp32
+    python tools/analysis/benchmark.py --arch m36 --compile --bf16 --train
+    python tools/analysis/benchmark.py --dense maskrcnn fpn       # with_cp memory / time
+"""
+import argparse
+import json
+import os
+import platform
+
+import torch
+
+from mmpoolformer import benchmark
+from mmpoolformer.runner import cli
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--arch', default='s12', choices=['s12', 's24', 's36', 'm36', 'm48'])
+    parser.add_argument('--batch', type=int, default=16)
+    parser.add_argument('--res', type=int, default=224)
+    parser.add_argument('--threads', type=int, default=os.cpu_count(),
+                        help='torch CPU threads (default: all cores)')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--repeats', type=int, default=7)
+    parser.add_argument('--compile', action='store_true',
+                        help='add torch.compile rows (ours deployed, timm channels_last)')
+    parser.add_argument('--bf16', action='store_true', help='add bf16 inference rows')
+    parser.add_argument('--bf16-agreement', nargs=2, metavar=('CONFIG', 'CHECKPOINT'),
+                        help='top-1 of fp32 vs bf16 on CONFIG\'s test set')
+    parser.add_argument('--train', action='store_true',
+                        help='add training steps (forward + backward + AdamW)')
+    parser.add_argument('--dense', nargs='+', choices=list(benchmark.DENSE), default=[],
+                        help='dense models: training step with and without with_cp')
+    parser.add_argument('--dense-batch', type=int, default=1)
+    parser.add_argument('--no-inference', action='store_true',
+                        help='skip the classification inference table')
+    parser.add_argument('--json', help='also write the figures here')
+    return parser.parse_args()
+
+
+@cli
+def main():
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    machine = (f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
+               f'{args.threads} threads, torch {torch.__version__}')
+    print(f'machine: {machine}')
+    report = dict(machine=machine, args=vars(args))
+    tables = []
+    setting = f'PoolFormer-{args.arch.upper()}, batch {args.batch}, {args.res}x{args.res}'
+    if not args.no_inference:
+        rows = benchmark.inference_rows(args.arch, args.batch, args.res, args.warmup,
+                                        args.repeats, args.compile, args.bf16)
+        tables.append(benchmark.format_table(rows, f'Inference, {setting}, fp32'))
+        report['inference'] = benchmark.rows_as_dicts(rows)
+    if args.train:
+        rows = benchmark.training_rows(args.arch, args.batch, args.res,
+                                       repeats=max(3, args.repeats // 2))
+        tables.append(benchmark.format_table(rows, f'Training step, {setting}, fp32'))
+        report['training'] = benchmark.rows_as_dicts(rows)
+    if args.dense:
+        rows = benchmark.dense_rows(args.dense, args.dense_batch)
+        tables.append(benchmark.format_table(
+            rows, 'Dense models (S12): Mask R-CNN 1333x800 / Semantic FPN 512x512, training step'))
+        report['dense'] = benchmark.rows_as_dicts(rows)
+    if args.bf16_agreement:
+        result = benchmark.bf16_agreement(*args.bf16_agreement)
+        tables.append('### bf16 vs fp32 on ' + args.bf16_agreement[0] + '\n\n' + ', '.join(
+            f'{k}: {v:.1f}' if isinstance(v, float) else f'{k}: {v}' for k, v in result.items()))
+        report['bf16_agreement'] = result
+    print('\n\n'.join(tables))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=1)
+        print(f'wrote {args.json}')
+
+
+if __name__ == '__main__':
+    main()
