@@ -106,7 +106,7 @@ def load_file(path: str, map_location='cpu') -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        culprit = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
+        culprit = re.search(r'(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)', str(err))
         what = f' (it calls {culprit[1]})' if culprit else ''
         raise CheckpointError(
             f'refused to load {path}: unpickling it needs code outside plain tensor '

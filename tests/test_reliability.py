@@ -233,7 +233,7 @@ def test_dense_models_predict_on_odd_sizes(config):
     ('model.backbone.drop_path_rat=0.1',
      r"model\.backbone: PoolFormer has no argument 'drop_path_rat' "
      r"\(did you mean 'drop_path_rate'\?\)"),
-    ('model.backbone.arch=s13', r"Unknown PoolFormer arch 's13' \(did you mean 's12'\?\)"),
+    ('model.backbone.arch=s122', r"Unknown PoolFormer arch 's122' \(did you mean 's12'\?\)"),
 ])
 def test_config_mistakes_are_named_with_a_suggestion(tmp_path, option, message):
     proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path), '--cfg-options', option)
