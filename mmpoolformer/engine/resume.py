@@ -32,9 +32,9 @@ class AtomicLocalBackend(LocalBackend):
         self.put(obj.encode(encoding), filepath)
 
 
-register_backend('local', AtomicLocalBackend, force=True)
-# Drop instances mmengine may have cached before this registration.
-for key in [k for k in mmengine_io.backend_instances if k.startswith('local')]:
+register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+# Drop local-path instances mmengine may have cached before (keys 'prefix:args').
+for key in [k for k in mmengine_io.backend_instances if k.startswith(':')]:
     del mmengine_io.backend_instances[key]
 
 
