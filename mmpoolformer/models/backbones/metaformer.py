@@ -261,17 +261,17 @@ class LayerScale(nn.Module):
         return x * self.scale.view(-1, 1, 1)
 
 
+_ONEDNN = getattr(getattr(torch.ops, 'mkldnn', None), '_convolution_pointwise', None) \
+    if torch.backends.mkldnn.is_available() else None
+_1x1 = ([0, 0], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups
+
+
 def _onednn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether oneDNN's fused convolutions (the ops torch.compile's CPU backend
     emits) can run this inference step: CPU, channels_last, no autograd."""
     return (_ONEDNN is not None and x.device.type == 'cpu' and x.dtype == weight.dtype
             and not torch.is_grad_enabled() and not torch.is_autocast_enabled('cpu')
             and x.is_contiguous(memory_format=torch.channels_last))
-
-
-_ONEDNN = getattr(getattr(torch.ops, 'mkldnn', None), '_convolution_pointwise', None) \
-    if torch.backends.mkldnn.is_available() else None
-_1x1 = ([0, 0], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups
 
 
 class ConvMlp(nn.Module):
