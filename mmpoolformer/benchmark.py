@@ -68,7 +68,10 @@ def build_models(arch: str, seed: int = 0):
 
     from mmpoolformer.apis import build_model
     from mmpoolformer.checkpoint import convert_from_mmpoolformer
-    ours = build_model(f'configs/classification/poolformer_{arch}_in1k.py').eval()
+    # No stochastic depth: timm's and mmpretrain's models are built without it,
+    # and training steps are compared.
+    ours = build_model(f'configs/classification/poolformer_{arch}_in1k.py',
+                       {'model.backbone.drop_path_rate': 0.0}).eval()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in ours.named_parameters():

@@ -61,7 +61,7 @@ def main():
         report['inference'] = benchmark.rows_as_dicts(rows)
     if args.train:
         rows = benchmark.training_rows(args.arch, args.batch, args.res,
-                                       repeats=max(3, args.repeats // 2))
+                                       repeats=args.repeats)
         tables.append(benchmark.format_table(rows, f'Training step, {setting}, fp32'))
         report['training'] = benchmark.rows_as_dicts(rows)
     if args.dense:
