@@ -491,8 +491,8 @@ class MetaFormer(BaseModule):
         channels_last_eval (bool): At inference on CPU, run in channels_last
             memory layout, where oneDNN's convolutions are fastest (PoolFormer-S12
             about 2x NCHW eager on a 2-core AVX-512 machine; see the README's
-            performance section). Outputs are then channels_last too, which
-            every PyTorch op accepts. Defaults to True.
+            performance section). Outputs are returned in NCHW, as heads
+            expect. Defaults to True.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             loads sail-sg (poolformer / metaformer), mmpretrain, timm or
             mmpoolformer weights, converting the layout on the fly; ``prefix``
@@ -635,7 +635,9 @@ class MetaFormer(BaseModule):
         for i in range(self.out_indices[-1] + 1):
             x = self.stages[i](x)
             if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(x) if self.out_norms else x)
+                out = getattr(self, f'norm{i}')(x) if self.out_norms else x
+                # Heads get NCHW: some ops (mmcv's RoIAlign on CPU) read raw NCHW memory.
+                outs.append(out.contiguous())
         return tuple(outs)
 
     def switch_to_deploy(self) -> int:
