@@ -121,3 +121,16 @@ def test_whole_dense_model_predicts_the_same_in_the_default_eval_path(config):
         assert torch.allclose(a.scores, b.scores, atol=1e-4)
     else:
         assert torch.allclose(results[0].seg_logits.data, results[1].seg_logits.data, atol=1e-4)
+
+
+def test_poolformerv2_folds_its_pooling_blocks_without_residual_scale():
+    """Stages 1-2 of PoolFormerV2 are pooling blocks without residual scale (bias-
+    free norms, StarReLU): they fold too; stages 3-4 keep their blocks."""
+    from mmpoolformer.models import PoolFormerV2
+    model = _trained_like(PoolFormerV2('s12', out_indices=(0, 1, 2, 3)))
+    x = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        reference = model(x)
+        assert model.switch_to_deploy() == 2 + 2
+        deployed = model(x)
+    assert _max_rel_diff(deployed, reference) <= 1e-4

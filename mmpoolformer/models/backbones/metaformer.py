@@ -645,8 +645,9 @@ class MetaFormer(BaseModule):
         convolutions of every PoolFormer block (see DeployedPoolFormerBlock);
         outputs match within float rounding (tests: <= 1e-4 relative). For
         inference only: the folded model cannot be trained or saved back to the
-        trained layout. Blocks of other mixers are kept. Returns how many
-        blocks were folded."""
+        trained layout. Blocks of other mixers, or with a residual scale
+        (PoolFormerV2's stages 3-4), are kept. Returns how many blocks were
+        folded."""
         folded = 0
         for stage in self.stages:
             for j, block in enumerate(stage.blocks):
