@@ -1,4 +1,5 @@
 """Model size and complexity, counted the way the PoolFormer paper does (fvcore)."""
+import math
 from typing import Tuple
 
 import torch
@@ -47,7 +48,7 @@ def _attention_macs(inputs, outputs) -> int:
     from fvcore.nn.jit_handles import get_shape
     *batch, n, d = get_shape(inputs[0])
     m, dv = get_shape(inputs[1])[-2], get_shape(inputs[2])[-1]
-    return int(torch.tensor(batch).prod()) * n * m * (d + dv)
+    return math.prod(batch) * n * m * (d + dv)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

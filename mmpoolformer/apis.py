@@ -1,15 +1,13 @@
 """Python API: build a model from any mmpoolformer config and load weights."""
+import inspect
 import os
 from typing import Optional, Union
 
-import difflib
-import inspect
-
 from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope, init_default_scope
+from mmengine.registry import MODELS, init_default_scope
 
 from mmpoolformer.checkpoint import load_model_weights
-from mmpoolformer.errors import ConfigError, UsageError
+from mmpoolformer.errors import ConfigError, UsageError, closest_name_hint
 
 
 def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
@@ -59,9 +57,7 @@ def check_model_config(cfg: Config):
     """Name an unknown model type or argument in ``cfg.model`` and its direct
     parts (backbone, neck, heads), with the closest valid name, before anything
     is built; mmengine would otherwise fail deep in a registry or a TypeError."""
-    scope = cfg.get('default_scope', 'mmengine')
-    init_default_scope(scope)
-    with MODELS.switch_scope_and_registry(scope) as registry:
+    with MODELS.switch_scope_and_registry(cfg.get('default_scope', 'mmengine')) as registry:
         parts = [('model', cfg.get('model'))] + [
             (f'model.{key}', value) for key, value in (cfg.get('model') or {}).items()
             if isinstance(value, dict) and isinstance(value.get('type'), str)]
@@ -70,17 +66,15 @@ def check_model_config(cfg: Config):
                 continue
             cls = registry.get(part['type'])
             if cls is None:
-                match = difflib.get_close_matches(part['type'], _registered_names(registry), n=1)
-                hint = f' (did you mean {match[0]!r}?)' if match else ''
-                raise ConfigError(f'{where}.type: unknown model type {part["type"]!r}{hint}')
+                raise ConfigError(f'{where}.type: unknown model type {part["type"]!r}'
+                                  f'{closest_name_hint(part["type"], _registered_names(registry))}')
             accepted = _accepted_keys(cls) if inspect.isclass(cls) else None
             if accepted is None:
                 continue
             for key in part:
                 if key not in accepted and key not in ('type', '_scope_'):
-                    match = difflib.get_close_matches(key, sorted(accepted), n=1)
-                    hint = f' (did you mean {match[0]!r}?)' if match else ''
-                    raise ConfigError(f'{where}: {cls.__name__} has no argument {key!r}{hint}')
+                    raise ConfigError(f'{where}: {cls.__name__} has no argument {key!r}'
+                                      f'{closest_name_hint(key, sorted(accepted))}')
 
 
 def build_model(config: Union[str, Config], cfg_options: Optional[dict] = None):

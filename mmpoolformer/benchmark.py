@@ -5,6 +5,7 @@ and the same input; each figure is the median of several timed repetitions
 after warm-up. ``tools/analysis/benchmark.py`` is the command-line front.
 """
 import copy
+import functools
 import os
 import statistics
 import subprocess
@@ -39,6 +40,21 @@ def time_call(fn: Callable, warmup: int, repeats: int) -> List[float]:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+    return times
+
+
+def time_round_robin(calls: dict, warmup: int, repeats: int, log=print) -> dict:
+    """{name: timings} for {name: callable}: each warmed up, then one timed call
+    of each per repetition in turn, so that a passing load on the machine hits
+    every path alike instead of skewing one of them."""
+    for name, fn in calls.items():
+        log(f'warming up {name} ...')
+        time_call(fn, warmup, 0)
+    times = {name: [] for name in calls}
+    for rep in range(repeats):
+        log(f'repetition {rep + 1}/{repeats}')
+        for name, fn in calls.items():
+            times[name] += time_call(fn, 0, 1)
     return times
 
 
@@ -144,8 +160,8 @@ def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
         deployed_bf16 = copy.deepcopy(deployed).to(torch.bfloat16)
         xb = x.to(torch.bfloat16)
         candidates += [
-            ('ours: default eval, bf16', lambda t: ours_bf16(t, mode='tensor'), xb, 'logits'),
-            ('ours: deploy, bf16', lambda t: deployed_bf16(t, mode='tensor'), xb, 'logits'),
+            ('ours: default eval, bf16', _logits(ours_bf16), xb, 'logits'),
+            ('ours: deploy, bf16', _logits(deployed_bf16), xb, 'logits'),
         ]
 
     with torch.inference_mode():
@@ -154,18 +170,11 @@ def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
                     'backbone': nchw.backbone(x)[-1]}
     peak = matmul_peak_gflops()
     log(f'FP32 matmul peak measured: {peak:.0f} GFLOP/s')
-    outputs, times = {}, {name: [] for name, *_ in candidates}
     with torch.inference_mode():
-        for name, fn, inp, _ in candidates:
-            log(f'warming up {name} ...')
-            outputs[name] = fn(inp)
-            time_call(lambda: fn(inp), warmup, 0)
-        # Round-robin repetitions: a passing load on the machine hits every
-        # path alike instead of skewing one of them.
-        for rep in range(repeats):
-            log(f'repetition {rep + 1}/{repeats}')
-            for name, fn, inp, _ in candidates:
-                times[name] += time_call(lambda: fn(inp), 0, 1)
+        outputs = {name: fn(inp) for name, fn, inp, _ in candidates}
+        times = time_round_robin(
+            {name: functools.partial(fn, inp) for name, fn, inp, _ in candidates},
+            warmup, repeats, log)
     rows = []
     for name, fn, inp, kind in candidates:
         img_s = batch / statistics.median(times[name])
@@ -203,14 +212,7 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print)
             torch.nn.functional.cross_entropy(logits(model, inp), labels).backward()
             optimizer.step()
         steps[name] = step
-    times = {name: [] for name in steps}
-    for name, step in steps.items():
-        log(f'warming up {name} ...')
-        time_call(step, warmup, 0)
-    for rep in range(repeats):
-        log(f'repetition {rep + 1}/{repeats}')
-        for name, step in steps.items():
-            times[name] += time_call(step, 0, 1)
+    times = time_round_robin(steps, warmup, repeats, log)
     rows = [Row(name, batch / statistics.median(t), times_s=t) for name, t in times.items()]
     for pair in (rows[0:2], rows[2:4]):
         for row in pair:

@@ -2,6 +2,7 @@
 
 The tools print these as one line (``error: ...``) instead of a traceback.
 """
+import difflib
 
 
 class ConfigError(ValueError):
@@ -21,3 +22,9 @@ class UsageError(RuntimeError):
 
 
 USER_ERRORS = (FileNotFoundError, ConfigError, CheckpointError, DatasetError, UsageError)
+
+
+def closest_name_hint(name, valid) -> str:
+    """' (did you mean X?)' for a near miss among ``valid``, else ''."""
+    match = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1)
+    return f' (did you mean {match[0]!r}?)' if match else ''

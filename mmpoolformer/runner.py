@@ -74,6 +74,11 @@ def prepare_config(args, checkpoint: Optional[str] = None) -> Config:
     return cfg
 
 
+def add_custom_hook(cfg: Config, hook_type: str):
+    """Append one of this project's hooks to whatever hooks the config has."""
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type=hook_type)]
+
+
 def enable_tensorboard(cfg: Config):
     """Also log scalars to TensorBoard (work_dir/<run>/vis_data); the config switch
     is ``tensorboard = True``, the command-line one ``--tensorboard``."""

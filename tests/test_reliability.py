@@ -15,7 +15,7 @@ import torch
 from conftest import (build_from_config, builtin_cls_options, builtin_coco_options,
                       run_tool, succeeded)
 from mmpoolformer.checkpoint import load_file, trust_checkpoint
-from mmpoolformer.errors import CheckpointError, ConfigError, UsageError
+from mmpoolformer.errors import CheckpointError, UsageError
 
 CLS = 'configs/classification/poolformer_s12_builtin.py'
 MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 from conftest import ROOT, builtin_coco_options, loader_options, succeeded

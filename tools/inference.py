@@ -2,7 +2,7 @@
 save the drawn results (boxes and masks, segmentation overlays, top classes)."""
 import argparse
 
-from mmpoolformer.apis import inference
+from mmpoolformer.apis import DEFAULT_MAX_PIXELS, inference
 from mmpoolformer.runner import add_trust_arg, apply_trust, cli
 
 
@@ -15,7 +15,7 @@ def parse_args():
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detection: draw boxes scoring at least this')
-    parser.add_argument('--max-pixels', type=int, default=4096 * 4096,
+    parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='refuse larger images (width x height)')
     return add_trust_arg(parser).parse_args()
 

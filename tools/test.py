@@ -24,7 +24,7 @@ def main():
     if args.show_dir:
         R.enable_show_dir(cfg, args.show_dir)
     if args.deploy:
-        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='mmpoolformer.DeployHook')]
+        R.add_custom_hook(cfg, 'mmpoolformer.DeployHook')
     runner = Runner.from_cfg(cfg)
     if args.out:
         from mmengine.evaluator import DumpResults

@@ -24,7 +24,7 @@ def main():
     args = parse_args()
     cfg = R.prepare_config(args)
     # Same random draws per epoch with or without an interruption (exact --resume).
-    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='mmpoolformer.EpochSeedHook')]
+    R.add_custom_hook(cfg, 'mmpoolformer.EpochSeedHook')
     if args.amp:
         R.enable_amp(cfg)
     if args.auto_scale_lr:

@@ -6,7 +6,6 @@ a bare assertion deep in a data worker. This loader checks that the bytes are a
 complete image first, then decodes as mmcv does (grayscale, RGBA and 16-bit
 files all come out as 8-bit, 3-channel BGR).
 """
-import os.path as osp
 from typing import Optional
 
 from mmcv.transforms import LoadImageFromFile

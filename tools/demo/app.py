@@ -2,6 +2,7 @@
 segmentation overlay, for any config and checkpoint."""
 import argparse
 
+from mmpoolformer.apis import DEFAULT_MAX_PIXELS
 from mmpoolformer.runner import add_trust_arg, apply_trust, cli
 
 
@@ -12,7 +13,7 @@ def parse_args():
     parser.add_argument('--host', default='127.0.0.1', help='address to listen on')
     parser.add_argument('--port', type=int, default=7860)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--max-pixels', type=int, default=4096 * 4096,
+    parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='refuse larger uploads (width x height)')
     return add_trust_arg(parser).parse_args()
 

@@ -18,7 +18,6 @@ State-dict layout (the project's own, close to timm's ``metaformer.py``)::
     norm{i}                                     one norm per output stage
 """
 import copy
-import difflib
 import math
 from typing import Optional, Sequence, Union
 
@@ -32,7 +31,7 @@ from mmengine.model import BaseModule
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmpoolformer.errors import ConfigError
+from mmpoolformer.errors import ConfigError, closest_name_hint
 from mmpoolformer.registry import MODELS
 
 
@@ -437,12 +436,6 @@ def _per_stage(value, num_stages: int, name: str) -> list:
                               f'per stage ({num_stages}): {value}')
         return [copy.deepcopy(v) for v in value]
     return [copy.deepcopy(value) for _ in range(num_stages)]
-
-
-def closest_name_hint(name: str, valid) -> str:
-    """' (did you mean X?)' for a near miss, else ''."""
-    match = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1)
-    return f' (did you mean {match[0]!r}?)' if match else ''
 
 
 _GN1 = dict(type='GN', num_groups=1)
