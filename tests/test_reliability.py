@@ -68,13 +68,14 @@ def test_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path, kind):
     assert not marker.exists()
 
 
-def test_tools_refuse_a_crafted_checkpoint_in_one_line(tmp_path):
+def test_tools_refuse_a_crafted_checkpoint_in_one_line(tmp_path, tiny_cls_data):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': _RunsCommand(marker)}, path)
     proc = run_tool('tools/model_converters/convert.py', str(path), str(tmp_path / 'out.pth'))
     _one_line_error(proc, r'refused to load .*evil\.pth.*posix\.system.*--trust-checkpoint')
-    proc = run_tool('tools/test.py', CLS, str(path), '--work-dir', str(tmp_path / 'work'))
+    proc = run_tool('tools/test.py', CLS, str(path), '--work-dir', str(tmp_path / 'work'),
+                    *builtin_cls_options(tiny_cls_data))
     _one_line_error(proc, r'refused to load')
     assert not marker.exists()
 
