@@ -351,7 +351,8 @@ class DeployedPoolFormerBlock(nn.Module):
 
     so the token mixer needs only sigma: ``x + LS1 * a / sigma * (pool(x) - x)``,
     one ``lerp``. The second norm's affine goes into fc1, layer scale 2 into
-    fc2, and the residual add into fc2's convolution.
+    fc2, and the residual add into fc2's convolution. Residual scales
+    (PoolFormerV2's stages 3-4) stay as per-channel multiplies.
     """
 
     def __init__(self, block: MetaFormerBlock):
@@ -362,6 +363,10 @@ class DeployedPoolFormerBlock(nn.Module):
         self.pool = block.token_mixer.pool
         self.eps1, self.eps2 = norm1.eps, norm2.eps
         self.register_buffer('mixer_scale', (ls1 * _affine(norm1)[0]).view(1, -1, 1, 1))
+        for name in ('res_scale1', 'res_scale2'):  # None: no residual scale
+            scale = getattr(block, name)
+            self.register_buffer(name, scale.scale.detach().view(1, -1, 1, 1)
+                                 if isinstance(scale, LayerScale) else None)
         weight2, bias2 = _affine(norm2)
         self.mlp = copy.deepcopy(mlp)
         with torch.no_grad():
@@ -378,17 +383,20 @@ class DeployedPoolFormerBlock(nn.Module):
         # GroupNorm's own 1/sigma (its normalised output is not needed here);
         # Tensor.var is some 10x slower than this on CPU.
         rstd = torch.native_group_norm(x, None, None, n, c, h * w, 1, self.eps1)[2]
-        x = torch.lerp(x, self.pool(x), self.mixer_scale * rstd.view(n, 1, 1, 1))
-        return self.mlp(F.group_norm(x, 1, eps=self.eps2), residual=x)
+        mixer_scale = self.mixer_scale * rstd.view(n, 1, 1, 1)
+        if self.res_scale1 is None:
+            x = torch.lerp(x, self.pool(x), mixer_scale)
+        else:
+            x = torch.addcmul(x * self.res_scale1, mixer_scale, self.pool(x) - x)
+        residual = x if self.res_scale2 is None else x * self.res_scale2
+        return self.mlp(F.group_norm(x, 1, eps=self.eps2), residual=residual)
 
     @staticmethod
     def can_fold(block: nn.Module) -> bool:
         return (isinstance(block, MetaFormerBlock)
                 and isinstance(block.token_mixer, Pooling)
                 and all(isinstance(nm, nn.GroupNorm) and nm.num_groups == 1
-                        for nm in (block.norm1, block.norm2))
-                and all(isinstance(rs, nn.Identity)
-                        for rs in (block.res_scale1, block.res_scale2)))
+                        for nm in (block.norm1, block.norm2)))
 
 
 def _affine(norm: nn.GroupNorm):
@@ -638,9 +646,8 @@ class MetaFormer(BaseModule):
         convolutions of every PoolFormer block (see DeployedPoolFormerBlock);
         outputs match within float rounding (tests: <= 1e-4 relative). For
         inference only: the folded model cannot be trained or saved back to the
-        trained layout. Blocks of other mixers, or with a residual scale
-        (PoolFormerV2's stages 3-4), are kept. Returns how many blocks were
-        folded."""
+        trained layout. Blocks of other mixers are kept. Returns how many
+        blocks were folded."""
         folded = 0
         for stage in self.stages:
             for j, block in enumerate(stage.blocks):
