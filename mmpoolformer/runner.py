@@ -55,6 +55,13 @@ def apply_trust(args):
         trust_checkpoint(path)
 
 
+def parse_args_trusting(parser):
+    """Parse a tool's arguments, with --trust-checkpoint added and applied."""
+    args = add_trust_arg(parser).parse_args()
+    apply_trust(args)
+    return args
+
+
 def prepare_config(args, checkpoint: Optional[str] = None) -> Config:
     """Apply the command-line options that OpenMMLab tools share to a config."""
     apply_trust(args)

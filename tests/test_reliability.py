@@ -80,6 +80,21 @@ def test_tools_refuse_a_crafted_checkpoint_in_one_line(tmp_path, tiny_cls_data):
     assert not marker.exists()
 
 
+def test_tools_load_a_checkpoint_the_user_trusts(tmp_path):
+    """--trust-checkpoint PATH lets a tool unpickle a file with other types
+    (here a datetime in its meta) that it refuses without the flag."""
+    import datetime
+    path = tmp_path / 'with_meta.pth'
+    torch.save({'state_dict': build_from_config(CLS).state_dict(),
+                'meta': {'saved': datetime.date(2022, 1, 1)}}, path)
+    out = str(tmp_path / 'out.pth')
+    proc = run_tool('tools/model_converters/convert.py', str(path), out)
+    _one_line_error(proc, r'refused to load .*with_meta\.pth.*datetime\.date')
+    succeeded(run_tool('tools/model_converters/convert.py', str(path), out,
+                       '--trust-checkpoint', str(path)))
+    assert os.path.isfile(out)
+
+
 def test_trusting_a_file_is_explicit_and_per_file(tmp_path):
     marker = tmp_path / 'ran'
     path, other = tmp_path / 'trusted.pth', tmp_path / 'other.pth'

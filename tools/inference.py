@@ -3,7 +3,7 @@ save the drawn results (boxes and masks, segmentation overlays, top classes)."""
 import argparse
 
 from mmpoolformer.apis import DEFAULT_MAX_PIXELS, inference
-from mmpoolformer.runner import add_trust_arg, apply_trust, cli
+from mmpoolformer.runner import cli, parse_args_trusting
 
 
 def parse_args():
@@ -17,13 +17,12 @@ def parse_args():
                         help='detection: draw boxes scoring at least this')
     parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='refuse larger images (width x height)')
-    return add_trust_arg(parser).parse_args()
+    return parse_args_trusting(parser)
 
 
 @cli
 def main():
     args = parse_args()
-    apply_trust(args)
     inference(args.config, args.checkpoint, args.inputs, out_dir=args.out_dir,
               device=args.device, score_thr=args.score_thr, max_pixels=args.max_pixels)
     print(f'results written to {args.out_dir}/vis')

@@ -3,7 +3,7 @@ segmentation overlay, for any config and checkpoint."""
 import argparse
 
 from mmpoolformer.apis import DEFAULT_MAX_PIXELS
-from mmpoolformer.runner import add_trust_arg, apply_trust, cli
+from mmpoolformer.runner import cli, parse_args_trusting
 
 
 def parse_args():
@@ -15,13 +15,12 @@ def parse_args():
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='refuse larger uploads (width x height)')
-    return add_trust_arg(parser).parse_args()
+    return parse_args_trusting(parser)
 
 
 @cli
 def main():
     args = parse_args()
-    apply_trust(args)
     from mmpoolformer.demo import build_app
     build_app(args.config, args.checkpoint, args.device, args.max_pixels).launch(
         server_name=args.host, server_port=args.port, share=False)

@@ -8,7 +8,7 @@ import torch
 
 from mmpoolformer.checkpoint import (LAYOUTS, convert_from_mmpoolformer,
                                      convert_to_mmpoolformer, get_state_dict, load_file)
-from mmpoolformer.runner import add_trust_arg, apply_trust, cli
+from mmpoolformer.runner import cli, parse_args_trusting
 
 
 def parse_args():
@@ -19,13 +19,12 @@ def parse_args():
                         help='target layout (default: this project\'s)')
     parser.add_argument('--safetensors', action='store_true',
                         help='write a .safetensors file instead of a torch pickle')
-    return add_trust_arg(parser).parse_args()
+    return parse_args_trusting(parser)
 
 
 @cli
 def main():
     args = parse_args()
-    apply_trust(args)
     ours, source_layout = convert_to_mmpoolformer(get_state_dict(load_file(args.src)))
     out = convert_from_mmpoolformer(ours, args.to)
     os.makedirs(os.path.dirname(os.path.abspath(args.dst)), exist_ok=True)

@@ -11,7 +11,7 @@ import argparse
 import cv2
 
 from mmpoolformer import cam
-from mmpoolformer.runner import add_trust_arg, apply_trust, cli
+from mmpoolformer.runner import cli, parse_args_trusting
 
 
 def parse_args():
@@ -28,13 +28,12 @@ def parse_args():
                         help='with --compare: NAME=CKPT weights for some of the models')
     parser.add_argument('--target-class', type=int, help='class to explain (default: predicted)')
     parser.add_argument('--out', default='cam.png')
-    return add_trust_arg(parser).parse_args()
+    return parse_args_trusting(parser)
 
 
 @cli
 def main():
     args = parse_args()
-    apply_trust(args)
     if args.compare:
         weights = dict(item.split('=', 1) for item in args.checkpoints)
         runs = [(name, *cam.COMPARISON_MODELS[name], weights.get(name)) for name in args.compare]
