@@ -25,6 +25,23 @@ def build_from_config(path, **overrides):
     return build_model(os.path.join(ROOT, path), overrides or None).eval()
 
 
+def dense_predict_data(model, sizes, seed=0) -> dict:
+    """A preprocessed predict batch for a detector or segmentor: random uint8
+    images of these (h, w) sizes, with the metainfo their predict steps read."""
+    gen = torch.Generator().manual_seed(seed)
+    images, samples = [], []
+    for h, w in sizes:
+        images.append(torch.randint(0, 255, (3, h, w), dtype=torch.uint8, generator=gen))
+        if type(model).__module__.startswith('mmdet'):
+            from mmdet.structures import DetDataSample
+            samples.append(DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                                       scale_factor=(1.0, 1.0))))
+        else:
+            from mmseg.structures import SegDataSample
+            samples.append(SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w))))
+    return model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
+
+
 @pytest.fixture
 def randomize():
     return randomize_

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import build_from_config, run_tool, succeeded
+from conftest import build_from_config, dense_predict_data, run_tool, succeeded
 from mmpoolformer.models import PoolFormer
 from mmpoolformer.models.backbones.metaformer import DeployedPoolFormerBlock
 
@@ -95,21 +95,11 @@ def test_whole_dense_model_predicts_the_same_in_the_default_eval_path(config):
     as well."""
     model = build_from_config(config, **{'model.backbone.init_cfg': None})
     _trained_like(model)
-    gen = torch.Generator().manual_seed(0)
-    images, samples = [], []
+    # evaluation sizes; a padded batch for the detector
     sizes = [(800, 1013), (800, 1000)] if 'detection' in config else [(512, 512)] * 2
-    for h, w in sizes:  # evaluation sizes; a padded batch for the detector
-        images.append(torch.randint(0, 255, (3, h, w), dtype=torch.uint8, generator=gen))
-        if 'detection' in config:
-            from mmdet.structures import DetDataSample
-            samples.append(DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                                       scale_factor=(1.0, 1.0))))
-        else:
-            from mmseg.structures import SegDataSample
-            samples.append(SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w))))
+    data = dense_predict_data(model, sizes)
     if 'detection' in config:
         model.test_cfg.rcnn.score_thr = 0.0
-    data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
     results, roi_feats = [], []
     rois = torch.tensor([[0, 10., 20., 300., 410.], [1, 500., 100., 990., 700.]])
     for channels_last in (False, True):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import (build_from_config, builtin_cls_options, builtin_coco_options,
-                      run_tool, succeeded)
+                      dense_predict_data, run_tool, succeeded)
 from mmpoolformer.checkpoint import load_file, trust_checkpoint
 from mmpoolformer.errors import CheckpointError, UsageError
 
@@ -222,15 +222,7 @@ def test_empty_segmentation_set_is_named(builtin_ade20k, tmp_path):
 def test_dense_models_predict_on_odd_sizes(config):
     model = build_from_config(config, **{'model.backbone.init_cfg': None})
     h, w = 157, 203
-    image = torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
-    if 'detection' in config:
-        from mmdet.structures import DetDataSample
-        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                             scale_factor=(1.0, 1.0)))
-    else:
-        from mmseg.structures import SegDataSample
-        sample = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))
-    data = model.data_preprocessor(dict(inputs=[image], data_samples=[sample]), False)
+    data = dense_predict_data(model, [(h, w)])
     with torch.no_grad():
         result = model(**data, mode='predict')[0]
     if 'detection' in config:
