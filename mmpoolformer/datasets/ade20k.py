@@ -1,5 +1,7 @@
 import os.path as osp
 
+import numpy as np
+
 from mmseg.datasets import ADE20KDataset, BaseSegDataset
 from PIL import Image
 
@@ -26,6 +28,29 @@ def check_label_maps(data_list):
                     f'{seg}: label map is {im_seg.size[0]}x{im_seg.size[1]} but its image '
                     f'{img} is {im_img.size[0]}x{im_img.size[1]} (width x height)')
     return data_list
+
+
+def check_label_values(seg_map_path: str, labels: np.ndarray, num_classes: int,
+                       reduce_zero_label: bool = False, ignore_index: int = 255) -> None:
+    """Raise DatasetError naming the file and the value when ``labels`` (a label
+    map as stored on disk) holds a value that is neither a class nor ignore.
+
+    Raw values are checked: with ``reduce_zero_label`` the classes are stored as
+    1..num_classes and 0 means ignore; without it they are 0..num_classes-1.
+    ``ignore_index`` is valid in both. Never lets a bad value become ignore silently.
+    """
+    values = np.unique(labels)
+    low, high = (1, num_classes) if reduce_zero_label else (0, num_classes - 1)
+    valid = (values >= low) & (values <= high) | (values == ignore_index)
+    if reduce_zero_label:
+        valid |= values == 0
+    if not valid.all():
+        bad = values[~valid].tolist()
+        raise DatasetError(
+            f'{seg_map_path}: label value(s) {bad} outside the {num_classes} classes '
+            f'(stored values {low}..{high}'
+            f'{", 0 = ignore" if reduce_zero_label else ""}, {ignore_index} = ignore; '
+            f'reduce_zero_label={reduce_zero_label})')
 
 
 @DATASETS.register_module()

@@ -170,3 +170,7 @@ def make_ade20k_set(root: str, splits=(('training', 160), ('validation', 40)),
             cv2.imwrite(osp.join(root, 'images', split, f'{n:06d}.jpg'), img)
             cv2.imwrite(osp.join(root, 'annotations', split, f'{n:06d}.png'), label)
     return list(SEG_CLASSES)
+
+
+# The kinds that tools/data/make_builtin_data.py draws, each under data/builtin/<kind>.
+BUILDERS = dict(imagenet=make_classification_set, coco=make_coco_set, ade20k=make_ade20k_set)
