@@ -43,6 +43,21 @@ def dense_predict_data(model, sizes, seed=0) -> dict:
 
 
 @pytest.fixture
+def checkpoint_calls(monkeypatch):
+    """The functions run through torch.utils.checkpoint during the test, so that a
+    with_cp test fails if checkpointing is silently skipped."""
+    import torch.utils.checkpoint as cp
+    calls, real = [], cp.checkpoint
+
+    def counting(function, *args, **kwargs):
+        calls.append(function)
+        return real(function, *args, **kwargs)
+
+    monkeypatch.setattr(cp, 'checkpoint', counting)
+    return calls
+
+
+@pytest.fixture
 def randomize():
     return randomize_
 
@@ -114,11 +129,41 @@ def last_metrics(work_dir):
     return [s for s in scalars if 'step' in s and not any(k.startswith(('loss', 'lr')) for k in s)][-1]
 
 
+# CI runs the main job (tools/run_main.sh) before the suite and sets this, so that
+# the suite checks the main job's own classifier, COCO set and Mask R-CNN instead of
+# training the same models again (about 8 of the suite's minutes on 2 cores).
+REUSE_MAIN_JOB = os.environ.get('MMPOOLFORMER_REUSE_MAIN_JOB') == '1'
+MAIN_JOB = dict(  # what tools/run_main.sh writes, and the file that shows it finished
+    classifier=('work_dirs/poolformer_s12_builtin', 'epoch_15.pth'),
+    coco=('data/builtin/coco', 'annotations/instances_val2017.json'),
+    maskrcnn=('work_dirs/maskrcnn_poolformer_s12_builtin', 'epoch_6.pth'))
+
+
+def main_job_output(name):
+    """(folder, file) of one of the main job's outputs; fails if it is missing,
+    since reusing it was asked for."""
+    folder, file = (os.path.join(ROOT, p) for p in MAIN_JOB[name])
+    path = os.path.join(folder, file)
+    assert os.path.isfile(path), (f'MMPOOLFORMER_REUSE_MAIN_JOB=1 but the main job left no '
+                                  f'{path}: run tools/run_main.sh first')
+    return folder, path
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that need a trained model are slow, whatever file they are in."""
+    trains = {'builtin_classifier', 'trained_maskrcnn', 'trained_fpn'}
+    for item in items:
+        if trains & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope='session')
 def builtin_classifier(tmp_path_factory):
     """PoolFormer-S12 trained on the built-in shapes (about 2.5 minutes on 2 cores):
     the learning test checks it, and the dense-prediction tests start from it, as
     COCO and ADE20K models start from ImageNet weights. Returns (work_dir, checkpoint)."""
+    if REUSE_MAIN_JOB:
+        return main_job_output('classifier')
     from mmpoolformer.datasets.builtin import make_classification_set
     tmp = tmp_path_factory.mktemp('builtin_cls')
     data, work = str(tmp / 'data'), str(tmp / 'work')
@@ -133,6 +178,9 @@ def builtin_classifier(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def builtin_coco(tmp_path_factory):
+    """The built-in COCO-layout set; tests copy it before changing anything."""
+    if REUSE_MAIN_JOB:
+        return main_job_output('coco')[0]
     from mmpoolformer.datasets.builtin import make_coco_set
     root = str(tmp_path_factory.mktemp('builtin_coco'))
     make_coco_set(root, seed=0)

@@ -28,7 +28,7 @@ def test_out_indices_shapes_and_norms(out_indices):
     outs = model(torch.randn(1, 3, 64, 96))
     stages = sorted(i % 4 for i in out_indices)
     assert len(outs) == len(stages)
-    for out, i in zip(outs, stages):
+    for out, i in zip(outs, stages, strict=True):
         assert out.shape == (1, model.embed_dims[i], 64 // 4 // 2**i, 96 // 4 // 2**i)
         assert hasattr(model, f'norm{i}')
     # Stages without an output get no norm, so unused weights are never created.
@@ -67,14 +67,16 @@ def test_norm_eval_keeps_batchnorm_in_eval():
     assert model.stages[0].blocks[0].mlp.training
 
 
-def test_with_cp_gives_the_same_gradients():
+def test_with_cp_checkpoints_every_block_and_gives_the_same_gradients(checkpoint_calls):
     x = torch.randn(2, 3, 64, 64)
-    grads = []
+    grads, checkpointed = [], []
     for with_cp in (False, True):
         torch.manual_seed(0)
         model = randomize_(PoolFormer('s12', with_cp=with_cp), seed=0).train()
         model(x)[0].square().mean().backward()
         grads.append(model.stages[1].blocks[0].mlp.fc1.weight.grad.clone())
+        checkpointed.append(len(checkpoint_calls))
+    assert checkpointed == [0, 12]  # S12 has 2 + 2 + 6 + 2 blocks
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
 
 

@@ -7,6 +7,7 @@ import torch
 
 from conftest import build_from_config, dense_predict_data, run_tool, succeeded
 from mmpoolformer.models import PoolFormer
+from mmpoolformer.models.backbones import metaformer
 from mmpoolformer.models.backbones.metaformer import DeployedPoolFormerBlock
 
 
@@ -28,7 +29,8 @@ def _trained_like(model, seed=0):
 
 
 def _max_rel_diff(outs, refs):
-    return max(((o - r).abs().max() / r.abs().max()).item() for o, r in zip(outs, refs))
+    return max(((o - r).abs().max() / r.abs().max()).item()
+               for o, r in zip(outs, refs, strict=True))
 
 
 @pytest.mark.parametrize('arch', ['s12', 's24', 's36', 'm36', 'm48'])
@@ -146,3 +148,60 @@ def test_poolformerv2_folds_all_its_pooling_blocks():
     assert all(isinstance(b, DeployedPoolFormerBlock) for s in model.stages for b in s.blocks)
     from mmpoolformer.models import CAFormer
     assert CAFormer('s18').switch_to_deploy() == 0
+
+
+class _OneDNNWithoutBF16:
+    """oneDNN's fused convolution as on an AVX2-only CPU: fp32 runs, bf16 raises
+    the error that CPU gives. Counts the calls by dtype."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, []
+
+    def _check(self, x):
+        self.calls.append(x.dtype)
+        if x.dtype == torch.bfloat16:
+            raise RuntimeError('mkldnn_convolution: bf16 path needs the cpu support '
+                               'avx_ne_convert or avx512bw, avx512vl and avx512dq')
+
+    def __call__(self, x, *args):
+        self._check(x)
+        return self.real(x, *args)
+
+    def binary(self, x, *args):
+        self._check(x)
+        return self.real.binary(x, *args)
+
+
+@pytest.mark.parametrize('bf16_supported', [False, True])
+def test_every_path_runs_where_onednn_lacks_bf16(monkeypatch, bf16_supported):
+    """On a CPU without oneDNN bf16 (AVX2 only) the bf16 default and deploy
+    paths take the plain convolutions, and fp32 still fuses. The ISA check is
+    faked, so this runs on every machine; with the check saying 'supported' the
+    faked AVX2 op raises, which shows that the check is what keeps bf16 off it."""
+    fake = _OneDNNWithoutBF16(metaformer._ONEDNN)
+    monkeypatch.setattr(metaformer, '_ONEDNN', fake)
+    real_supports = metaformer.onednn_supports
+    monkeypatch.setattr(metaformer, 'onednn_supports',
+                        lambda dtype: bf16_supported if dtype == torch.bfloat16
+                        else real_supports(dtype))
+    model = _trained_like(PoolFormer('s12', out_indices=(0, 3)))
+    deployed = _trained_like(PoolFormer('s12', out_indices=(0, 3)))
+    deployed.switch_to_deploy()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model(x)
+        assert set(fake.calls) == {torch.float32}  # fp32 fuses on any CPU
+        fake.calls.clear()
+        nchw = _trained_like(PoolFormer('s12', out_indices=(0, 3), channels_last_eval=False))
+        reference = nchw.to(torch.bfloat16)(x.bfloat16())
+        for net in (model, deployed):
+            net.to(torch.bfloat16)
+            if bf16_supported:
+                with pytest.raises(RuntimeError, match='bf16 path needs'):
+                    net(x.bfloat16())
+                continue
+            outs = net(x.bfloat16())
+            if net is model:
+                assert _max_rel_diff(outs, reference) <= 2e-2  # bf16 rounding (8-bit mantissa)
+    if not bf16_supported:
+        assert fake.calls == []

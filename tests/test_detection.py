@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import builtin_coco_options, last_metrics, run_tool, succeeded
+from conftest import (REUSE_MAIN_JOB, builtin_coco_options, last_metrics, main_job_output,
+                      run_tool, succeeded)
 
 MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
 RETINANET = 'configs/detection/retinanet_poolformer_s12_builtin.py'
@@ -24,6 +25,8 @@ MIN_RETINANET_BOX = 0.35
 
 @pytest.fixture(scope='module')
 def trained_maskrcnn(builtin_coco, builtin_classifier, tmp_path_factory):
+    if REUSE_MAIN_JOB:  # the main job trained this same config on the same data
+        return main_job_output('maskrcnn')
     work = str(tmp_path_factory.mktemp('maskrcnn'))
     succeeded(run_tool('tools/train.py', MASKRCNN, '--work-dir', work,
                  *builtin_coco_options(builtin_coco, builtin_classifier[1]), timeout=1500))

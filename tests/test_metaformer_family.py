@@ -126,7 +126,7 @@ def test_v1_layouts_refuse_v2_models():
 
 
 @pytest.mark.parametrize('family', list(CLASSES))
-def test_backbone_options(family):
+def test_backbone_options(family, checkpoint_calls):
     cls = CLASSES[family]
     model = cls(out_indices=(0, 1, 2, 3), frozen_stages=2, drop_path_rate=0.1).train()
     outs = model(torch.randn(2, 3, 224, 224))
@@ -144,6 +144,7 @@ def test_backbone_options(family):
         sum(o.square().mean() for o in m(torch.randn(1, 3, 64, 64,
                                                       generator=torch.Generator().manual_seed(4)))).backward()
         grads.append(m.stages[2].blocks[0].mlp.fc1.weight.grad.clone())
+        assert len(checkpoint_calls) == (sum(m.arch['layers']) if with_cp else 0)
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
 
 

@@ -63,7 +63,7 @@ def test_parity_with_timm(arch, tmp_path):
     missing, unexpected = load_model_weights(ours, str(path))
     assert not missing and not unexpected
     feats, _ = _stage_outputs(ours.backbone.stages, lambda t: ours(t, mode='tensor'), x)
-    for got, want in zip(feats, expected_feats):
+    for got, want in zip(feats, expected_feats, strict=True):
         assert (got - want).abs().max() <= TOL
     # Logits differ by design (timm normalises after pooling), but the final norm
     # and classifier weights must be the ones timm holds.
@@ -108,7 +108,7 @@ def test_init_cfg_loads_every_layout_into_a_dense_backbone(layout, tmp_path):
                 if k % 2 == 0:
                     expected.append(h)
         feats, _ = _stage_outputs(backbone.stages, backbone, x)
-    for got, want in zip(feats, expected):
+    for got, want in zip(feats, expected, strict=True):
         assert (got - want).abs().max() <= TOL
 
 

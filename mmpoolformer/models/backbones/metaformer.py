@@ -28,6 +28,7 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_init
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -265,12 +266,28 @@ _ONEDNN = getattr(getattr(torch.ops, 'mkldnn', None), '_convolution_pointwise', 
 _1x1 = ([0, 0], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups
 
 
-def _onednn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
+def onednn_supports(dtype: torch.dtype) -> bool:
+    """Whether this CPU runs oneDNN's fused convolutions in ``dtype``.
+
+    fp32 runs everywhere; bf16 needs AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT,
+    and fp16 AVX-512 FP16 or AMX. Asked of oneDNN itself, not of /proc/cpuinfo.
+    """
+    if dtype == torch.bfloat16:
+        return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    if dtype == torch.float16:
+        return torch.ops.mkldnn._is_mkldnn_fp16_supported()
+    return dtype == torch.float32
+
+
+def _onednn_fusable(x: torch.Tensor, weight: torch.Tensor, training: bool) -> bool:
     """Whether oneDNN's fused convolutions (the ops torch.compile's CPU backend
-    emits) can run this inference step: CPU, channels_last, no autograd."""
-    return (_ONEDNN is not None and x.device.type == 'cpu' and x.dtype == weight.dtype
-            and not torch.is_grad_enabled() and not torch.is_autocast_enabled('cpu')
-            and x.is_contiguous(memory_format=torch.channels_last))
+    emits) can run this step: inference on CPU, channels_last, no autograd, a
+    dtype this CPU supports. Elsewhere the plain path runs, with the same math."""
+    return (_ONEDNN is not None and not training and x.device.type == 'cpu'
+            and x.dtype == weight.dtype and not torch.is_grad_enabled()
+            and not torch.is_autocast_enabled('cpu')
+            and x.is_contiguous(memory_format=torch.channels_last)
+            and onednn_supports(x.dtype))
 
 
 class ConvMlp(nn.Module):
@@ -291,7 +308,7 @@ class ConvMlp(nn.Module):
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x, residual: Optional[torch.Tensor] = None):
-        if _onednn_fusable(x, self.fc1.weight):
+        if _onednn_fusable(x, self.fc1.weight, self.training):
             if type(self.act) is nn.GELU and self.act.approximate == 'none':
                 x = _ONEDNN(x, self.fc1.weight, self.fc1.bias, *_1x1, 'gelu', [], 'none')
             else:
@@ -508,6 +525,9 @@ class MetaFormer(BaseModule):
         mlp_bias=True, stem_norm_cfg=None, downsample_norm_cfg=None,
         layer_scale_init_values=1e-5, res_scale_init_values=None)
     num_stages = 4
+    # Layers that get trunc_normal_(std=.02) when no init_cfg is given: 'mlp'
+    # (sail-sg/poolformer) or 'all' convolutions and linears (sail-sg/metaformer).
+    original_init = 'mlp'
 
     def __init__(self,
                  arch: Union[str, dict] = None,
@@ -625,7 +645,24 @@ class MetaFormer(BaseModule):
                                   prefix=self.init_cfg.get('prefix'))
             self._is_init = True
             return
+        if self.init_cfg is None:
+            self._init_as_original()
         super().init_weights()
+
+    def _init_as_original(self):
+        """The reference implementations' initialisation, so that pretraining
+        from scratch starts where the papers' did: ``trunc_normal_(std=.02)``
+        and zero bias on the channel-MLP convolutions (sail-sg/poolformer's
+        ``Mlp._init_weights``), or on every convolution and linear layer
+        (sail-sg/metaformer's ``MetaFormer._init_weights``). The rest keeps
+        PyTorch's defaults, as there."""
+        if self.original_init == 'mlp':
+            layers = [fc for m in self.modules() if isinstance(m, ConvMlp)
+                      for fc in (m.fc1, m.fc2)]
+        else:
+            layers = [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        for layer in layers:
+            trunc_normal_init(layer, std=.02, bias=0.)
 
     # -- forward / train mode ------------------------------------------------ #
     def forward(self, x):
@@ -736,6 +773,7 @@ class PoolFormerV2(MetaFormer):
     default_settings = _V2_SETTINGS
     arch_settings = _POOLFORMER_SIZES
     default_arch = 's12'
+    original_init = 'all'
 
 
 @MODELS.register_module()
@@ -744,6 +782,7 @@ class IdentityFormer(MetaFormer):
     default_settings = dict(_V2_SETTINGS, token_mixers=dict(type='IdentityMixer'))
     arch_settings = _POOLFORMER_SIZES
     default_arch = 's12'
+    original_init = 'all'
 
 
 @MODELS.register_module()
@@ -757,6 +796,7 @@ class RandFormer(MetaFormer):
         dict(type='RandomMixing', num_tokens=49)])
     arch_settings = _POOLFORMER_SIZES
     default_arch = 's12'
+    original_init = 'all'
 
 
 @MODELS.register_module()
@@ -767,6 +807,7 @@ class ConvFormer(MetaFormer):
                             norm_cfg=_LN2D_NO_BIAS)
     arch_settings = _CONVFORMER_SIZES
     default_arch = 's18'
+    original_init = 'all'
 
 
 @MODELS.register_module()
@@ -778,3 +819,4 @@ class CAFormer(MetaFormer):
         dict(type='Attention'), dict(type='Attention')])
     arch_settings = _CONVFORMER_SIZES
     default_arch = 's18'
+    original_init = 'all'

@@ -1,0 +1,74 @@
+"""Every path the README, the shell tools, CI and the configs name inside the
+repository is tracked by git and not ignored, so a fresh clone has it.
+
+(A bare ``data/`` ignore pattern once hid ``tools/data/`` while the suite,
+which builds its data through the package, stayed green.)
+"""
+import glob
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+TOP_FOLDERS = ('tools', 'configs', 'mmpoolformer', 'docs', 'demo', 'requirements', 'tests', '.ci')
+# A path inside the repository: a top folder, then path characters; paths with
+# placeholders ({a,b}, *, <x>, CONFIG) stop before them and are skipped below.
+PATH = re.compile(r'(?<![\w./-])((?:%s)/[\w./-]*[\w])' % '|'.join(re.escape(t) for t in TOP_FOLDERS))
+BASE = re.compile(r"""['"](\.{1,2}/[\w./-]+\.py)['"]""")
+
+
+def _git(*args):
+    return subprocess.run(['git', *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def _named_paths():
+    """(path relative to ROOT, where it is named) for every path in the sources."""
+    sources = ['README.md', '.ci/run', *glob.glob('tools/**/*.sh', root_dir=ROOT, recursive=True),
+               *glob.glob('docs/*.md', root_dir=ROOT)]
+    named = []
+    for src in sources:
+        text = open(os.path.join(ROOT, src)).read()
+        for match in PATH.finditer(text):
+            end = match.end()
+            if text[end:end + 1] in '{*<' or text[end:end + 1].isupper():
+                continue  # a placeholder, not a file
+            named.append((match.group(1).rstrip('.'), src))
+    for config in glob.glob('configs/**/*.py', root_dir=ROOT, recursive=True):
+        for match in BASE.finditer(open(os.path.join(ROOT, config)).read()):
+            path = os.path.normpath(os.path.join(os.path.dirname(config), match.group(1)))
+            named.append((path, config))
+    return named
+
+
+def test_the_sources_name_paths():
+    """The scan itself works: it finds the scripts the README and CI run."""
+    paths = {p for p, _ in _named_paths()}
+    assert {'tools/run_main.sh', 'tools/run_tests.sh', 'tools/setup_env.sh',
+            'tools/data/make_builtin_data.py', 'configs/detection/_base_/builtin_coco.py'} <= paths
+
+
+def test_named_paths_are_tracked_and_not_ignored():
+    if _git('rev-parse', '--is-inside-work-tree').stdout.strip() != 'true':
+        pytest.skip('not a git checkout')
+    tracked = set(_git('ls-files').stdout.splitlines())
+    tracked_dirs = {os.path.dirname(p) for p in tracked}
+    tracked_dirs |= {d for p in list(tracked_dirs) for d in _parents(p)}
+    problems = []
+    for path, source in _named_paths():
+        if path in tracked or path in tracked_dirs:
+            if _git('check-ignore', '--no-index', '-q', path).returncode == 0:
+                problems.append(f'{path} (named in {source}) is matched by an ignore rule')
+        else:
+            why = 'not tracked by git' if os.path.exists(os.path.join(ROOT, path)) else 'missing'
+            problems.append(f'{path} (named in {source}) is {why}')
+    assert not problems, '\n'.join(sorted(set(problems)))
+
+
+def _parents(path):
+    while path:
+        path = os.path.dirname(path)
+        if path:
+            yield path
