@@ -121,3 +121,54 @@ def test_out_indices_out_of_range(out_indices):
 def test_frozen_stages_beyond_the_stages():
     with pytest.raises(ValueError, match=r'frozen_stages must be in \[-1, 4\].*got 5'):
         PoolFormer('s12', frozen_stages=5)
+
+
+def _std_and_bias(layer):
+    bias = layer.bias.abs().max().item() if layer.bias is not None else 0.0
+    return layer.weight.std().item(), bias
+
+
+def test_default_init_is_the_original_poolformers():
+    """sail-sg/poolformer: trunc_normal_(std=.02) and zero bias on the MLP's
+    1x1 convolutions; the stem and downsampling keep PyTorch's default init
+    (kaiming-uniform: std 1/sqrt(3 * fan_in), 0.048 for the 7x7x3 stem)."""
+    torch.manual_seed(0)
+    model = PoolFormer('s12')
+    model.init_weights()
+    for block in (model.stages[0].blocks[0], model.stages[3].blocks[1]):
+        for fc in (block.mlp.fc1, block.mlp.fc2):
+            std, bias = _std_and_bias(fc)
+            assert std == pytest.approx(0.02, rel=0.05) and bias == 0.0
+    std, bias = _std_and_bias(model.stem.conv)
+    assert std == pytest.approx((3 * 3 * 7 * 7) ** -0.5, rel=0.1)  # 1/sqrt(3 * fan_in)
+    assert bias > 0
+
+
+@pytest.mark.parametrize('family', ['PoolFormerV2', 'CAFormer'])
+def test_default_init_of_metaformer_v2_covers_every_conv_and_linear(family):
+    """sail-sg/metaformer: trunc_normal_(std=.02), zero bias on every Conv2d and Linear."""
+    from mmpoolformer import models
+    torch.manual_seed(0)
+    model = getattr(models, family)()
+    model.init_weights()
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert any(isinstance(m, torch.nn.Linear) for m in layers) == (family == 'CAFormer')
+    for layer in layers:
+        if layer.weight.numel() >= 1000:  # enough samples for a 5% std estimate
+            std, bias = _std_and_bias(layer)
+            assert std == pytest.approx(0.02, rel=0.05) and bias == 0.0
+
+
+def test_an_explicit_init_cfg_replaces_the_original_init():
+    torch.manual_seed(0)
+    model = PoolFormer('s12', init_cfg=dict(type='Constant', layer='Conv2d', val=0.5, bias=0.))
+    model.init_weights()
+    assert model.stages[0].blocks[0].mlp.fc1.weight.unique().tolist() == [0.5]
+
+
+def test_classifier_head_starts_as_the_originals():
+    torch.manual_seed(0)
+    model = build_from_config('configs/classification/poolformer_s12_in1k.py')
+    model.init_weights()
+    std, bias = _std_and_bias(model.head.fc)
+    assert std == pytest.approx(0.02, rel=0.05) and bias == 0.0
