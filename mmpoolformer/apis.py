@@ -1,7 +1,7 @@
 """Python API: build a model from any mmpoolformer config and load weights."""
 import inspect
 import os
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
@@ -12,7 +12,8 @@ from mmpoolformer.errors import ConfigError, UsageError, closest_name_hint
 
 def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
     """Read a config (a path, or a toolbox's own as ``mmpretrain::deit/...py``),
-    with a one-line error for a path that does not exist."""
+    with a one-line error for a path that does not exist; the heads' num_classes
+    then follow the data set's classes (:func:`sync_num_classes`)."""
     if isinstance(config, Config):
         cfg = config.copy()
     elif '::' in config:  # mmengine resolves the pkg:: form only inside _base_
@@ -23,7 +24,130 @@ def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) 
         cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    sync_num_classes(cfg)
     return cfg
+
+
+# What a head's num_classes is when a config leaves it as the toolbox's base config
+# set it (COCO, ADE20K, ImageNet), and where heads sit in the toolbox's models.
+_TOOLBOX_HEADS = {
+    'mmdet': (80, ('bbox_head', 'roi_head.bbox_head', 'roi_head.mask_head')),
+    'mmseg': (150, ('decode_head', 'auxiliary_head')),
+    'mmpretrain': (1000, ('head', )),
+}
+
+
+def _datasets(dataset, where: str):
+    """(where, config) of each data set a data loader reads, looking inside
+    wrappers (RepeatDataset & co.: ``dataset``; ConcatDataset: ``datasets``)."""
+    if not isinstance(dataset, dict):
+        return
+    if isinstance(dataset.get('dataset'), dict) and 'metainfo' not in dataset:
+        yield from _datasets(dataset['dataset'], f'{where}.dataset')
+    elif isinstance(dataset.get('datasets'), (list, tuple)):
+        for i, part in enumerate(dataset['datasets']):
+            yield from _datasets(part, f'{where}.datasets.{i}')
+    else:
+        yield where, dataset
+
+
+def _dataset_classes(cfg: Config) -> Optional[Tuple[str, tuple]]:
+    """(where, classes) as the data sets' ``metainfo`` declares them, or None;
+    a ConfigError when the data sets disagree (or only some declare them)."""
+    declared = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for where, dataset in _datasets((cfg.get(loader) or {}).get('dataset'),
+                                        f'{loader}.dataset'):
+            classes = (dataset.get('metainfo') or {}).get('classes')
+            declared.append((f'{where}.metainfo.classes',
+                             tuple(classes) if isinstance(classes, (list, tuple)) else None))
+    named = [(where, classes) for where, classes in declared if classes is not None]
+    if not named:
+        return None
+    where, classes = named[0]
+    for other, other_classes in declared:
+        if other_classes != classes:
+            got = 'is not set' if other_classes is None else f'is {list(other_classes)}'
+            raise ConfigError(f'{other} {got}, but {where} is {list(classes)}; '
+                              'give every data set the same classes')
+    return where, classes
+
+
+def _folder_classes(cfg: Config) -> Optional[Tuple[str, tuple]]:
+    """(where, classes) of a classifier's training image folder, whose classes are
+    its sub-folders (as mmpretrain's CustomDataset numbers them), or None."""
+    dataset = (cfg.get('train_dataloader') or {}).get('dataset') or {}
+    if dataset.get('type') not in ('mmpoolformer.ValidatedImageFolder', 'CustomDataset') \
+            or dataset.get('ann_file') or not isinstance(dataset.get('data_prefix', ''), str):
+        return None
+    folder = os.path.join(dataset.get('data_root', ''),
+                          dataset.get('data_prefix') or dataset.get('split', ''))
+    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir()) \
+        if os.path.isdir(folder) else None
+    # None for no folders: the data set says that it is empty.
+    return (f'{folder} (a class per sub-folder)', tuple(classes)) if classes else None
+
+
+def _follow(part: dict, where: str, count: int, default: int, source: str) -> list:
+    """Set ``part['num_classes']`` to ``count`` if it is still ``default``;
+    a ConfigError naming both numbers if it is anything else that differs."""
+    key, value = f'{where}.num_classes', part['num_classes']
+    if value == count:
+        return []
+    if value != default:
+        raise ConfigError(f'{key} is {value}, but {source} has {count} classes; '
+                          f'set it to {count}, or remove the setting to let it follow')
+    part['num_classes'] = count
+    return [f'{key} {value} -> {count}']
+
+
+def _heads(model: dict, path: str):
+    """(config key, head dict) for the head(s) at a dotted path in ``model``;
+    a list there (Cascade R-CNN's stages) gives one entry per stage."""
+    part = model
+    for name in path.split('.'):
+        part = part.get(name) if isinstance(part, dict) else None
+    parts = part if isinstance(part, (list, tuple)) else [part]
+    return [(f'model.{path}' + (f'.{i}' if len(parts) > 1 else ''), head)
+            for i, head in enumerate(parts)
+            if isinstance(head, dict) and 'num_classes' in head]
+
+
+def sync_num_classes(cfg: Config):
+    """Make the heads' ``num_classes`` follow the data set's class list.
+
+    The rule (docs/finetune.md): when the data sets' ``metainfo`` declares
+    ``classes`` (or, for a classifier, its training image folder has them as
+    sub-folders), each head's ``num_classes`` (detection: ``bbox_head``,
+    ``roi_head.bbox_head``, ``roi_head.mask_head``; segmentation: ``decode_head``,
+    ``auxiliary_head``; classification: ``head``) that still has the toolbox's
+    default (80 COCO, 150 ADE20K, 1000 ImageNet) is set to the number of classes,
+    and any other value that differs is a ConfigError naming both numbers. A
+    classifier's ``data_preprocessor.num_classes`` (one-hot labels for Mixup /
+    CutMix) follows ``model.head.num_classes`` the same way. Changes are logged
+    in one line.
+    """
+    scope, model = cfg.get('default_scope'), cfg.get('model')
+    if scope not in _TOOLBOX_HEADS or not isinstance(model, dict):
+        return
+    default, paths = _TOOLBOX_HEADS[scope]
+    changes = []
+    found = _dataset_classes(cfg) or (scope == 'mmpretrain' and _folder_classes(cfg))
+    if found:
+        source, classes = found
+        for path in paths:
+            for key, head in _heads(model, path):
+                changes += _follow(head, key, len(classes), default, source)
+    head = model.get('head')
+    if scope == 'mmpretrain' and isinstance(head, dict) and 'num_classes' in head:
+        for key, part in (('data_preprocessor', cfg.get('data_preprocessor')),
+                          ('model.data_preprocessor', model.get('data_preprocessor'))):
+            if isinstance(part, dict) and 'num_classes' in part:
+                changes += _follow(part, key, head['num_classes'], default,
+                                   'model.head.num_classes')
+    if changes:
+        from mmengine.logging import print_log
+        print_log('num_classes follows the classes: ' + ', '.join(changes), logger='current')
 
 
 def _registered_names(registry) -> list:

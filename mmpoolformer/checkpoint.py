@@ -23,7 +23,7 @@ checkpoint cannot run code while it is being loaded.
 import os
 import pickle
 import re
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -265,14 +265,34 @@ def convert_to_mmpoolformer(state_dict: Dict[str, torch.Tensor]
 
 
 def check_shapes(model_state: Dict[str, torch.Tensor],
-                 state_dict: Dict[str, torch.Tensor], source: str = 'checkpoint'):
-    """Raise on the first tensor whose shape differs from the model's."""
+                 state_dict: Dict[str, torch.Tensor], source: str = 'checkpoint',
+                 skip_heads: bool = False) -> List[Tuple[str, tuple, tuple]]:
+    """Raise on a tensor whose shape differs from the model's.
+
+    With ``skip_heads``, only a mismatch inside the backbone (weights of another
+    arch) raises; those outside it (a head for another number of classes) are
+    returned as ``(key, checkpoint shape, model shape)`` for the caller to skip.
+    """
+    skipped = []
     for key, value in state_dict.items():
-        if key in model_state and model_state[key].shape != value.shape:
-            raise CheckpointError(
-                f'{source}: shape mismatch for {key!r}: checkpoint has '
-                f'{tuple(value.shape)}, model has {tuple(model_state[key].shape)} '
-                '(is the checkpoint for another arch?)')
+        if key not in model_state or model_state[key].shape == value.shape:
+            continue
+        got, want = tuple(value.shape), tuple(model_state[key].shape)
+        if skip_heads and not key.startswith('backbone.'):
+            skipped.append((key, got, want))
+            continue
+        raise CheckpointError(
+            f'{source}: shape mismatch for {key!r}: checkpoint has {got}, model has '
+            f'{want} (is the checkpoint for another arch?)')
+    return skipped
+
+
+def skipped_message(source: str, skipped) -> str:
+    """The one log message that names the tensors :func:`check_shapes` skipped."""
+    lines = [f'  {key}: checkpoint {got}, model {want}' for key, got, want in skipped]
+    return (f'{source}: skipped {len(skipped)} tensors whose shapes differ from the '
+            'model\'s (a head for another number of classes); they keep their '
+            'initialisation:\n' + '\n'.join(lines))
 
 
 # --------------------------------------------------------------------------- #

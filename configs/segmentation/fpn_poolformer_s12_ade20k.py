@@ -17,8 +17,30 @@ model = dict(
 
 # The original trained in fp32; use --amp to opt in to mixed precision.
 optim_wrapper = dict(type='OptimWrapper')
+# mmseg's pipelines, with label maps loaded by mmpoolformer.LoadSegAnnotationsChecked:
+# a label value outside the classes is an error naming the file, not silently ignored
+# (reduce_zero_label comes from the data set; ADE20K's is True).
+crop_size = (512, 512)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmpoolformer.LoadSegAnnotationsChecked'),
+    dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='ResizeToMultiple', size_divisor=32),
+    dict(type='mmpoolformer.LoadSegAnnotationsChecked'),
+    dict(type='PackSegInputs'),
+]
 # Every image must have a label map of its size; a culprit is reported by file name.
-train_dataloader = dict(dataset=dict(dataset=dict(type='mmpoolformer.ValidatedADE20KDataset')))
-val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedADE20KDataset'))
+train_dataloader = dict(dataset=dict(dataset=dict(
+    type='mmpoolformer.ValidatedADE20KDataset', pipeline=train_pipeline)))
+val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedADE20KDataset',
+                                   pipeline=test_pipeline))
 test_dataloader = val_dataloader
 custom_hooks = [dict(type='mmpoolformer.ConvertCheckpointHook')]

@@ -20,7 +20,7 @@ model = dict(
 
 train_pipeline = [
     dict(type='mmpoolformer.LoadImageChecked'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='mmpoolformer.LoadSegAnnotationsChecked'),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
@@ -28,7 +28,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeToMultiple', size_divisor=32),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='mmpoolformer.LoadSegAnnotationsChecked'),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(

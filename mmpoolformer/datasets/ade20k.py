@@ -1,12 +1,14 @@
 import os.path as osp
 
+import mmcv
 import numpy as np
-
+from mmengine import fileio
 from mmseg.datasets import ADE20KDataset, BaseSegDataset
+from mmseg.datasets.transforms import LoadAnnotations
 from PIL import Image
 
-from mmpoolformer.errors import DatasetError
-from mmpoolformer.registry import DATASETS
+from mmpoolformer.errors import ConfigError, DatasetError
+from mmpoolformer.registry import DATASETS, TRANSFORMS
 
 
 def check_label_maps(data_list):
@@ -53,12 +55,26 @@ def check_label_values(seg_map_path: str, labels: np.ndarray, num_classes: int,
             f'reduce_zero_label={reduce_zero_label})')
 
 
+def add_label_range(dataset: BaseSegDataset, data_list):
+    """Give each sample what :class:`LoadSegAnnotationsChecked` checks its label
+    values against: the number of classes as stored on disk (the data set
+    class's own list when ``metainfo`` picks a subset of it) and ``ignore_index``."""
+    classes = dataset.metainfo.get('classes')
+    if not classes:
+        raise ConfigError(f'{type(dataset).__name__} in {dataset.data_root or "."}: '
+                          'no classes; set metainfo=dict(classes=(...)) on the data set')
+    num_classes = len(dataset.label_map) if dataset.label_map else len(classes)
+    for info in data_list:
+        info.update(num_classes=num_classes, ignore_index=dataset.ignore_index)
+    return data_list
+
+
 @DATASETS.register_module()
 class ValidatedADE20KDataset(ADE20KDataset):
     """mmseg's ADE20KDataset, checked with :func:`check_label_maps` while loading."""
 
     def load_data_list(self):
-        return check_label_maps(super().load_data_list())
+        return add_label_range(self, check_label_maps(super().load_data_list()))
 
 
 @DATASETS.register_module()
@@ -67,4 +83,31 @@ class ValidatedSegDataset(BaseSegDataset):
     :func:`check_label_maps` while loading."""
 
     def load_data_list(self):
-        return check_label_maps(super().load_data_list())
+        return add_label_range(self, check_label_maps(super().load_data_list()))
+
+
+@TRANSFORMS.register_module()
+class LoadSegAnnotationsChecked(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` that first checks the label map's values as
+    stored on disk (:func:`check_label_values`): a value that is neither a class
+    nor ignore is a DatasetError naming the file and the value, where mmseg would
+    wrap it into uint8 or turn it into ignore without a word.
+
+    Takes ``reduce_zero_label`` from the data set, which must be one of ours
+    (``ValidatedSegDataset``, ``ValidatedADE20KDataset``: they state the classes).
+    Without ``seg_map_path`` (an inferencer's test pipeline) it does nothing.
+    """
+
+    def _load_seg_map(self, results: dict) -> None:
+        path = results.get('seg_map_path')
+        if path is None:
+            return
+        if 'num_classes' not in results:
+            raise ConfigError(f'{type(self).__name__} needs its data set to state the '
+                              'classes: use mmpoolformer.ValidatedSegDataset or '
+                              'mmpoolformer.ValidatedADE20KDataset')
+        raw = mmcv.imfrombytes(fileio.get(path, backend_args=self.backend_args),
+                               flag='unchanged', backend=self.imdecode_backend)
+        check_label_values(path, raw, results['num_classes'], results['reduce_zero_label'],
+                           results['ignore_index'])
+        super()._load_seg_map(results)

@@ -3,14 +3,21 @@ import os.path as osp
 
 from mmdet.datasets import CocoDataset
 
-from mmpoolformer.errors import DatasetError
+from mmpoolformer.errors import DatasetError, closest_name_hint
 from mmpoolformer.registry import DATASETS
 
 
-def check_coco(content: dict, ann_file: str, img_dir: str = None):
-    """Raise DatasetError on the first annotation or image that does not fit."""
+def check_coco(content: dict, ann_file: str, img_dir: str = None, classes=None):
+    """Raise DatasetError on the first annotation or image that does not fit, or
+    on a class of ``classes`` (the config's metainfo) that no category is named."""
     image_ids = {img['id'] for img in content.get('images', [])}
     category_ids = {cat['id'] for cat in content.get('categories', [])}
+    names = [cat.get('name') for cat in content.get('categories', [])]
+    for name in classes or ():
+        if name not in names:
+            raise DatasetError(f'{ann_file}: metainfo class {name!r} is not the name of a '
+                               f'category; the categories are {names}'
+                               f'{closest_name_hint(name, names)}')
     for ann in content.get('annotations', []):
         if ann['image_id'] not in image_ids:
             raise DatasetError(f'{ann_file}: annotation {ann.get("id")} points at image_id '
@@ -45,7 +52,8 @@ class ValidatedCocoDataset(CocoDataset):
                 raise DatasetError(f'{self.ann_file}: not valid JSON ({err})') from None
             local = self.backend_args is None
             check_coco(coco.dataset, self.ann_file,
-                       self.data_prefix.get('img', '') if local else None)
+                       self.data_prefix.get('img', '') if local else None,
+                       self.metainfo['classes'])
             return coco
 
         self.COCOAPI = load_and_check  # shadows the class attribute for one load

@@ -8,7 +8,15 @@ from mmpoolformer.registry import DATASETS
 class ValidatedImageFolder(CustomDataset):
     """mmpretrain's CustomDataset (``<root>/<split>/<class>/<image>`` or an
     annotation list) that reports an empty data set as a DatasetError naming
-    the folder, instead of a RuntimeError deep in the Runner."""
+    the folder, instead of a RuntimeError deep in the Runner.
+
+    ``split`` names the sub-folder of ``data_root`` (``'train'``, ``'val'``) when
+    ``data_prefix`` is not given, as mmpretrain's ImageNet does, so a config that
+    inherits an ImageNet one only swaps the dataset type and ``data_root``.
+    """
+
+    def __init__(self, *args, split: str = '', data_prefix='', **kwargs):
+        super().__init__(*args, data_prefix=data_prefix or split, **kwargs)
 
     def load_data_list(self):
         try:

@@ -2,7 +2,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
-from mmpoolformer.checkpoint import check_shapes, convert_to_mmpoolformer, get_state_dict
+from mmpoolformer.checkpoint import (check_shapes, convert_to_mmpoolformer, get_state_dict,
+                                     skipped_message)
 from mmpoolformer.registry import HOOKS
 
 
@@ -11,8 +12,11 @@ class ConvertCheckpointHook(Hook):
     """Let ``load_from`` / ``tools/test.py CONFIG CKPT`` take any PoolFormer layout.
 
     Runs on mmengine's ``after_load_checkpoint``: converts official sail-sg,
-    mmpretrain and timm state dicts to this project's layout in place, and turns
-    a shape mismatch (weights of another arch) into an error naming the key.
+    mmpretrain and timm state dicts to this project's layout in place. A shape
+    mismatch inside the backbone (weights of another arch) is an error naming
+    the key; tensors outside it whose shapes differ (an ImageNet or COCO head
+    for another number of classes) are skipped, as mmengine does, and named with
+    both shapes in one log message.
     """
     priority = 'VERY_HIGH'
 
@@ -21,7 +25,14 @@ class ConvertCheckpointHook(Hook):
         if layout != 'mmpoolformer':
             print_log(f'converted checkpoint from the {layout} layout', logger='current')
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        check_shapes(model.state_dict(), state_dict)
+        model_state = model.state_dict()
+        source = runner.cfg.get('load_from') or 'checkpoint'
+        skipped = check_shapes(model_state, state_dict, source, skip_heads=True)
+        if skipped:
+            print_log(skipped_message(source, skipped), logger='current')
+            # The model's own tensors stand in for them, so that mmengine's loader
+            # does not report the same keys again as missing.
+            state_dict.update({key: model_state[key] for key, _, _ in skipped})
         checkpoint['state_dict'] = state_dict
 
 
