@@ -101,6 +101,13 @@ def _follow(part: dict, where: str, count: int, default: int, source: str) -> li
     return [f'{key} {value} -> {count}']
 
 
+def model_heads(model: dict) -> list:
+    """(config key, head dict) of every head with a ``num_classes`` in a model
+    config of any of the three toolboxes."""
+    return [found for _, paths in _TOOLBOX_HEADS.values() for path in paths
+            for found in _heads(model, path)]
+
+
 def _heads(model: dict, path: str):
     """(config key, head dict) for the head(s) at a dotted path in ``model``;
     a list there (Cascade R-CNN's stages) gives one entry per stage."""

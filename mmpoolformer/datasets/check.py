@@ -28,29 +28,17 @@ from mmengine.fileio import get, load
 from mmengine.registry import DATASETS, init_default_scope
 from PIL import Image
 
-from mmpoolformer.apis import load_config
+from mmpoolformer.apis import load_config, model_heads
 from mmpoolformer.datasets.ade20k import check_label_values
 from mmpoolformer.datasets.transforms import image_problem
 from mmpoolformer.errors import DatasetError
 
 SPLITS = ('train', 'val', 'test')
-# Where the toolboxes' models keep a class count (a head may also be a list of heads).
-HEAD_KEYS = ('head', 'bbox_head', 'roi_head.bbox_head', 'roi_head.mask_head',
-             'decode_head', 'auxiliary_head')
 
 
 def model_class_counts(cfg: Config) -> Dict[str, int]:
     """Every class count of the config's model, by config key."""
-    counts = {}
-    for key in HEAD_KEYS:
-        node = cfg.model
-        for part in key.split('.'):
-            node = node.get(part) if isinstance(node, dict) else None
-        heads = node if isinstance(node, (list, tuple)) else [node]
-        for i, head in enumerate(heads):
-            if isinstance(head, dict) and 'num_classes' in head:
-                where = f'model.{key}' + (f'.{i}' if heads is node else '')  # cfg-options form
-                counts[f'{where}.num_classes'] = head['num_classes']
+    counts = {f'{key}.num_classes': head['num_classes'] for key, head in model_heads(cfg.model)}
     preprocessor = cfg.get('data_preprocessor') or {}  # mmpretrain's top-level one
     if 'num_classes' in preprocessor:
         counts['data_preprocessor.num_classes'] = preprocessor['num_classes']
