@@ -23,7 +23,7 @@ def trained_fpn(builtin_ade20k, builtin_classifier, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('fpn'))
     succeeded(run_tool('tools/train.py', CONFIG, '--work-dir', work,
                  *builtin_seg_options(builtin_ade20k, builtin_classifier[1]), timeout=1500))
-    return work, os.path.join(work, 'iter_400.pth')
+    return work, os.path.join(work, 'iter_200.pth')
 
 
 @pytest.mark.slow
