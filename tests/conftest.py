@@ -122,10 +122,13 @@ def official_from_mmpretrain(state_dict):
 
 def last_metrics(work_dir):
     """The last logged validation metrics of an mmengine run in work_dir."""
+    import glob
     import json
-    runs = sorted(d for d in os.listdir(work_dir) if os.path.isdir(os.path.join(work_dir, d)))
-    scalars = [json.loads(line) for line in
-               open(os.path.join(work_dir, runs[-1], 'vis_data', 'scalars.json'))]
+    # The last run that logged scalars: a later tools/test.py run in the same
+    # work_dir (the main job's) writes none.
+    logs = sorted(glob.glob(os.path.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    assert logs, f'no run in {work_dir} logged scalars'
+    scalars = [json.loads(line) for line in open(logs[-1])]
     return [s for s in scalars if 'step' in s and not any(k.startswith(('loss', 'lr')) for k in s)][-1]
 
 
@@ -142,7 +145,8 @@ MAIN_JOB = dict(  # what tools/run_main.sh writes, and the file that shows it fi
 def main_job_output(name):
     """(folder, file) of one of the main job's outputs; fails if it is missing,
     since reusing it was asked for."""
-    folder, file = (os.path.join(ROOT, p) for p in MAIN_JOB[name])
+    folder, file = MAIN_JOB[name]
+    folder = os.path.join(ROOT, folder)
     path = os.path.join(folder, file)
     assert os.path.isfile(path), (f'MMPOOLFORMER_REUSE_MAIN_JOB=1 but the main job left no '
                                   f'{path}: run tools/run_main.sh first')
