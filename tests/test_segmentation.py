@@ -12,10 +12,11 @@ from conftest import builtin_seg_options, last_metrics, run_tool, succeeded
 
 CONFIG = 'configs/segmentation/fpn_poolformer_s12_builtin.py'
 
-# Measured on the 2-core machine (seed 0, 400 iterations of batch 8, backbone from
-# the built-in classifier, about 3 minutes): mIoU 84.44 (aAcc 98.82). The same model
-# before training (classifier backbone, fresh FPN and head): mIoU 5.40.
-MIN_MIOU = 60.0
+# Measured on the 2-core machine (seed 0, 200 iterations of batch 8, backbone from
+# the built-in classifier): mIoU 68.11 (400 iterations gave 84.44, at twice the
+# time). The same model before training (classifier backbone, fresh FPN and head):
+# mIoU 5.40.
+MIN_MIOU = 50.0
 
 
 @pytest.fixture(scope='module')

@@ -1,6 +1,6 @@
 # RetinaNet + PoolFormer-S12 on the built-in shapes data (see _base_/builtin_coco.py;
 # its masks are loaded and ignored): the COCO model with CPU-sized images and
-# schedule.
+# schedule (about 3.5 minutes on 2 cores).
 _base_ = ['./retinanet_poolformer_s12.py', './_base_/builtin_coco.py']
 
 model = dict(
@@ -14,12 +14,12 @@ test_dataloader = val_dataloader
 val_evaluator = {{_base_.builtin_val_evaluator}}
 test_evaluator = val_evaluator
 
-max_epochs = 6
+max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-optim_wrapper = dict(optimizer=dict(lr=2e-4))
+optim_wrapper = dict(optimizer=dict(lr=1e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[5], gamma=0.1),
+    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[10], gamma=0.1),
 ]
 auto_scale_lr = dict(base_batch_size=4)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs))
