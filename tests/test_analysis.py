@@ -5,7 +5,7 @@ import re
 import matplotlib.image as mpimg
 import pytest
 
-from conftest import builtin_cls_options, run_tool
+from helpers import builtin_cls_options, run_tool
 
 CLS_CONFIG = 'configs/classification/poolformer_s12_builtin.py'
 

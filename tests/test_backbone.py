@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import build_from_config, randomize_
+from helpers import build_from_config, randomize_
 from mmpoolformer.analysis import count_macs, count_parameters
 from mmpoolformer.models import PoolFormer
 

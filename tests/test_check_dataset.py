@@ -14,7 +14,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, run_tool
+from helpers import ROOT, run_tool
 
 from mmpoolformer.datasets import builtin
 

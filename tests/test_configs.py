@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import ROOT, build_from_config
+from helpers import ROOT, build_from_config
 from mmpoolformer.analysis import count_parameters
 from mmpoolformer.models import MetaFormer, PoolFormer
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import build_from_config, dense_predict_data, run_tool, succeeded
+from helpers import build_from_config, dense_predict_data, run_tool, succeeded
 from mmpoolformer.models import PoolFormer
 from mmpoolformer.models.backbones import metaformer
 from mmpoolformer.models.backbones.metaformer import DeployedPoolFormerBlock

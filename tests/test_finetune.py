@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, build_from_config, loader_options, randomize_, run_tool, succeeded
+from helpers import ROOT, build_from_config, loader_options, randomize_, run_tool, succeeded
 
 DOC = os.path.join(ROOT, 'docs', 'finetune.md')
 FRUIT = ('apple', 'banana', 'cherry')

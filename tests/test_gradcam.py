@@ -3,7 +3,7 @@ import glob
 
 import cv2
 
-from conftest import run_tool
+from helpers import run_tool
 from mmpoolformer import cam
 
 

@@ -8,7 +8,7 @@ import timm
 import torch
 from timm.models.metaformer import checkpoint_filter_fn
 
-from conftest import build_from_config, randomize_
+from helpers import build_from_config, randomize_
 from mmpoolformer.analysis import count_macs, count_parameters
 from mmpoolformer.checkpoint import (V2_LAYOUTS, convert_from_mmpoolformer,
                                      convert_to_mmpoolformer, detect_layout,

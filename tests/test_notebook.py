@@ -5,7 +5,7 @@ import os
 import nbformat
 from nbclient import NotebookClient
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_notebook_executes(builtin_classifier, tiny_cls_data, monkeypatch):

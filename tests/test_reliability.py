@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import (build_from_config, builtin_cls_options, builtin_coco_options,
+from helpers import (build_from_config, builtin_cls_options, builtin_coco_options,
                       dense_predict_data, run_tool, succeeded)
 from mmpoolformer.checkpoint import load_file, trust_checkpoint
 from mmpoolformer.errors import CheckpointError, UsageError
@@ -207,7 +207,7 @@ def test_empty_segmentation_set_is_named(builtin_ade20k, tmp_path):
     shutil.copytree(builtin_ade20k, root)
     for path in glob.glob(str(root / '**' / 'training' / '*'), recursive=True):
         os.remove(path)
-    from conftest import builtin_seg_options
+    from helpers import builtin_seg_options
     proc = run_tool('tools/train.py', 'configs/segmentation/fpn_poolformer_s12_builtin.py',
                     '--work-dir', str(tmp_path / 'work'),
                     *builtin_seg_options(str(root), 'unused', num_workers=0),

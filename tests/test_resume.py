@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from conftest import ROOT, builtin_coco_options, loader_options, succeeded
+from helpers import ROOT, builtin_coco_options, loader_options, succeeded
 
 # Deterministic, single-process data loading: mmengine seeds workers from the
 # run's seed alone, and EpochSeedHook (added by tools/train.py) reseeds the

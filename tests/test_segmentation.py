@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import builtin_seg_options, last_metrics, run_tool, succeeded
+from helpers import builtin_seg_options, last_metrics, run_tool, succeeded
 
 CONFIG = 'configs/segmentation/fpn_poolformer_s12_builtin.py'
 

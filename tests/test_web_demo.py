@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 CHROMIUM = '/usr/bin/chromium'
 ARTIFACTS = os.path.join(ROOT, 'work_dirs', 'test_artifacts')

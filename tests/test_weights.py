@@ -4,7 +4,7 @@ import timm
 import torch
 from timm.models.metaformer import checkpoint_filter_fn
 
-from conftest import build_from_config, mmpretrain_classifier, official_from_mmpretrain, randomize_
+from helpers import build_from_config, mmpretrain_classifier, official_from_mmpretrain, randomize_
 from mmpoolformer.checkpoint import CheckpointError, detect_layout, load_model_weights
 from mmpoolformer.models import PoolFormer
 
