@@ -7,8 +7,8 @@ import torch
 
 from helpers import build_from_config, dense_predict_data, run_tool, succeeded
 from mmpoolformer.models import PoolFormer
-from mmpoolformer.models.backbones import metaformer
-from mmpoolformer.models.backbones.metaformer import DeployedPoolFormerBlock
+from mmpoolformer.models.backbones import deploy
+from mmpoolformer.models.backbones.deploy import DeployedPoolFormerBlock
 
 
 def _trained_like(model, seed=0):
@@ -178,10 +178,10 @@ def test_every_path_runs_where_onednn_lacks_bf16(monkeypatch, bf16_supported):
     paths take the plain convolutions, and fp32 still fuses. The ISA check is
     faked, so this runs on every machine; with the check saying 'supported' the
     faked AVX2 op raises, which shows that the check is what keeps bf16 off it."""
-    fake = _OneDNNWithoutBF16(metaformer._ONEDNN)
-    monkeypatch.setattr(metaformer, '_ONEDNN', fake)
-    real_supports = metaformer.onednn_supports
-    monkeypatch.setattr(metaformer, 'onednn_supports',
+    fake = _OneDNNWithoutBF16(deploy._ONEDNN)
+    monkeypatch.setattr(deploy, '_ONEDNN', fake)
+    real_supports = deploy.onednn_supports
+    monkeypatch.setattr(deploy, 'onednn_supports',
                         lambda dtype: bf16_supported if dtype == torch.bfloat16
                         else real_supports(dtype))
     model = _trained_like(PoolFormer('s12', out_indices=(0, 3)))
