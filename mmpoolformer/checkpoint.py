@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from mmpoolformer.errors import CheckpointError
+from mmpoolformer.utils.errors import CheckpointError
 
 LAYOUTS = ('mmpoolformer', 'mmpretrain', 'official', 'metaformer', 'timm')
 # The layouts each generation of models can be written in.

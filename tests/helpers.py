@@ -140,3 +140,13 @@ def succeeded(proc):
     """Assert a run_tool() call exited 0 (showing its output if not); returns the output."""
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
+
+
+def import_tool(path):
+    """A script of tools/ (e.g. 'tools/demo/app.py') imported as a module."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        os.path.splitext(os.path.basename(path))[0], os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

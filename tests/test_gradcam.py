@@ -4,7 +4,7 @@ import glob
 import cv2
 
 from helpers import run_tool
-from mmpoolformer import cam
+from mmpoolformer.visualization import cam
 
 
 def test_poolformer_cam_png_from_the_trained_classifier(builtin_classifier, tiny_cls_data, tmp_path):

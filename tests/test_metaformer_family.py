@@ -13,7 +13,7 @@ from mmpoolformer.analysis import count_macs, count_parameters
 from mmpoolformer.checkpoint import (V2_LAYOUTS, convert_from_mmpoolformer,
                                      convert_to_mmpoolformer, detect_layout,
                                      load_model_weights)
-from mmpoolformer.errors import ConfigError
+from mmpoolformer.utils.errors import ConfigError
 from mmpoolformer.models import (CAFormer, ConvFormer, IdentityFormer, PoolFormerV2,
                                  RandFormer)
 from mmpoolformer.models.backbones.metaformer import RandomMixing

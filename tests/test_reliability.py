@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from helpers import (build_from_config, builtin_cls_options, builtin_coco_options,
-                      dense_predict_data, run_tool, succeeded)
+                     dense_predict_data, import_tool, run_tool, succeeded)
 from mmpoolformer.checkpoint import load_file, trust_checkpoint
-from mmpoolformer.errors import CheckpointError, UsageError
+from mmpoolformer.utils.errors import CheckpointError, UsageError
 
 CLS = 'configs/classification/poolformer_s12_builtin.py'
 MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
@@ -280,9 +280,9 @@ def test_inference_api_refuses_non_images_and_huge_images(tmp_path):
 def test_web_demo_refuses_bad_uploads_and_keeps_serving(builtin_classifier):
     import gradio as gr
 
-    from mmpoolformer.demo import guarded, make_predictor
-    predict, _ = make_predictor(CLS, builtin_classifier[1])
-    app_fn = guarded(predict, max_pixels=128 * 128)
+    app = import_tool('tools/demo/app.py')
+    predict, _ = app.make_predictor(CLS, builtin_classifier[1])
+    app_fn = app.guarded(predict, max_pixels=128 * 128)
     for bad, message in [(None, 'no image was uploaded'),
                          (np.zeros((4, )), 'not an image'),
                          (np.zeros((200, 200, 3), np.uint8), r'200x200 = 40000 pixels, above the limit')]:

@@ -6,7 +6,7 @@ import re
 import torch
 
 from helpers import (builtin_cls_options, mmpretrain_classifier, official_from_mmpretrain,
-                      randomize_, run_tool, succeeded)
+                     randomize_, run_tool, succeeded)
 
 CONFIG = 'configs/classification/poolformer_s12_builtin.py'
 

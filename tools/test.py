@@ -3,7 +3,7 @@ import argparse
 
 from mmengine.runner import Runner
 
-from mmpoolformer import runner as R
+from mmpoolformer.utils import cli as R
 
 
 def parse_args():

@@ -7,7 +7,7 @@ from mmseg.datasets import ADE20KDataset, BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from PIL import Image
 
-from mmpoolformer.errors import ConfigError, DatasetError
+from mmpoolformer.utils.errors import ConfigError, DatasetError
 from mmpoolformer.registry import DATASETS, TRANSFORMS
 
 

@@ -3,7 +3,7 @@ import os.path as osp
 
 from mmdet.datasets import CocoDataset
 
-from mmpoolformer.errors import DatasetError, closest_name_hint
+from mmpoolformer.utils.errors import DatasetError, closest_name_hint
 from mmpoolformer.registry import DATASETS
 
 

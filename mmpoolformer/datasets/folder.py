@@ -1,6 +1,6 @@
 from mmpretrain.datasets import CustomDataset
 
-from mmpoolformer.errors import DatasetError
+from mmpoolformer.utils.errors import DatasetError
 from mmpoolformer.registry import DATASETS
 
 

@@ -12,7 +12,7 @@ from mmcv.transforms import LoadImageFromFile
 from mmengine.fileio import get
 from mmengine.logging import print_log
 
-from mmpoolformer.errors import DatasetError
+from mmpoolformer.utils.errors import DatasetError
 from mmpoolformer.registry import TRANSFORMS
 
 # Bytes a complete file of each format ends with (trailing padding allowed).

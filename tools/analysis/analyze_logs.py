@@ -6,8 +6,8 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mmpoolformer.logs import read_scalars  # noqa: E402
-from mmpoolformer.runner import cli  # noqa: E402
+from mmpoolformer.utils.logs import read_scalars  # noqa: E402
+from mmpoolformer.utils.cli import cli  # noqa: E402
 
 
 def parse_args():

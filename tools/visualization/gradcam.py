@@ -4,14 +4,14 @@
   gradcam.py IMAGE --compare poolformer deit resmlp resnet swin --out cams.png
 
 CONFIG is any classification config (ours or ``mmpretrain::...``); --compare draws
-several models side by side (see mmpoolformer/cam.py for where each comes from).
+several models side by side (see mmpoolformer/visualization/cam.py for where each comes from).
 """
 import argparse
 
 import cv2
 
-from mmpoolformer import cam
-from mmpoolformer.runner import cli, parse_args_trusting
+from mmpoolformer.visualization import cam
+from mmpoolformer.utils.cli import cli, parse_args_trusting
 
 
 def parse_args():

@@ -32,7 +32,7 @@ from mmengine.model.weight_init import trunc_normal_init
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmpoolformer.errors import ConfigError, closest_name_hint
+from mmpoolformer.utils.errors import ConfigError, closest_name_hint
 from mmpoolformer.registry import MODELS
 
 from .deploy import fused_conv_mlp

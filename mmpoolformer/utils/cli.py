@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 from mmpoolformer.apis import check_model_config, load_config
-from mmpoolformer.errors import USER_ERRORS, UsageError
+from mmpoolformer.utils.errors import USER_ERRORS, UsageError
 
 
 def cli(main):

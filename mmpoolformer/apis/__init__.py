@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 from mmpoolformer.checkpoint import load_model_weights
-from mmpoolformer.errors import ConfigError, UsageError, closest_name_hint
+from mmpoolformer.utils.errors import ConfigError, UsageError, closest_name_hint
 
 
 def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:

@@ -292,7 +292,7 @@ def dense_rows(kinds, batch=1, warmup=1, repeats=3, train=True, log=print) -> Li
         for with_cp in (False, True):
             name = f'{kind} {"train step" if train else "inference"}, with_cp={with_cp}'
             log(f'timing {name} (subprocess) ...')
-            code = ('import json, mmpoolformer.benchmark as b; print("RESULT", json.dumps('
+            code = ('import json, mmpoolformer.analysis.benchmark as b; print("RESULT", json.dumps('
                     f'b.dense_step({kind!r}, {with_cp}, {train}, {batch}, {warmup}, {repeats})))')
             proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                                   env=dict(os.environ, PYTHONPATH=os.getcwd()))

@@ -1,0 +1,2 @@
+"""Model complexity (parameters, MACs) and the CPU benchmark (``benchmark``, imported on its own)."""
+from .complexity import DEFAULT_SHAPES, count_macs, count_parameters  # noqa: F401
