@@ -534,7 +534,7 @@ class MetaFormer(BaseModule):
     def init_weights(self):
         if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
             # Delegated so that every public weight layout loads without a
-            # manual conversion step; see mmpoolformer/checkpoint.py.
+            # manual conversion step; see mmpoolformer/checkpoint/.
             from mmpoolformer.checkpoint import load_backbone_weights
             load_backbone_weights(self, self.init_cfg['checkpoint'],
                                   prefix=self.init_cfg.get('prefix'))
