@@ -4,8 +4,7 @@ import os
 import pytest
 import torch
 
-from helpers import (REUSE_MAIN_JOB, builtin_cls_options, main_job_output, randomize_,
-                     run_tool)
+from helpers import REUSE_MAIN_JOB, builtin_cls_options, main_job_output, randomize_, run_tool
 
 torch.set_num_threads(os.cpu_count() or 1)
 

@@ -6,41 +6,15 @@ puts tests/ on the path); tests/conftest.py keeps the fixtures only.
 import os
 import sys
 
-import torch
+# Shared with the benchmark (mmpoolformer.analysis.inputs); tests take them from here.
+from mmpoolformer.analysis.inputs import dense_batch, randomize_  # noqa: F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-def randomize_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every parameter distinct random values, so that parity checks cannot
-    pass through default initialisations (layer scale 1e-5, GN weight 1)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in module.named_parameters():
-            param.copy_(torch.randn(param.shape, generator=gen) * 0.1
-                        + (1.0 if 'norm' in name and name.endswith('weight') else 0.0))
-    return module
 
 
 def build_from_config(path, **overrides):
     from mmpoolformer.apis import build_model
     return build_model(os.path.join(ROOT, path), overrides or None).eval()
-
-
-def dense_predict_data(model, sizes, seed=0) -> dict:
-    """A preprocessed predict batch for a detector or segmentor: random uint8
-    images of these (h, w) sizes, with the metainfo their predict steps read."""
-    gen = torch.Generator().manual_seed(seed)
-    images, samples = [], []
-    for h, w in sizes:
-        images.append(torch.randint(0, 255, (3, h, w), dtype=torch.uint8, generator=gen))
-        if type(model).__module__.startswith('mmdet'):
-            from mmdet.structures import DetDataSample
-            samples.append(DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                                       scale_factor=(1.0, 1.0))))
-        else:
-            from mmseg.structures import SegDataSample
-            samples.append(SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w))))
-    return model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
 
 
 def run_tool(*args, timeout=900, env=None):
@@ -99,7 +73,8 @@ def last_metrics(work_dir):
     runs = sorted(d for d in os.listdir(work_dir) if os.path.isdir(os.path.join(work_dir, d)))
     scalars = [json.loads(line) for line in
                open(os.path.join(work_dir, runs[-1], 'vis_data', 'scalars.json'))]
-    return [s for s in scalars if 'step' in s and not any(k.startswith(('loss', 'lr')) for k in s)][-1]
+    return [s for s in scalars
+            if 'step' in s and not any(k.startswith(('loss', 'lr')) for k in s)][-1]
 
 
 # CI runs the main job (tools/run_main.sh) before the suite and sets this, so that

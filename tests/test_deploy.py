@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from helpers import build_from_config, dense_predict_data, run_tool, succeeded
+from helpers import build_from_config, dense_batch, run_tool, succeeded
 from mmpoolformer.models import PoolFormer
 from mmpoolformer.models.backbones import deploy
 from mmpoolformer.models.backbones.deploy import DeployedPoolFormerBlock
@@ -99,7 +99,7 @@ def test_whole_dense_model_predicts_the_same_in_the_default_eval_path(config):
     _trained_like(model)
     # evaluation sizes; a padded batch for the detector
     sizes = [(800, 1013), (800, 1000)] if 'detection' in config else [(512, 512)] * 2
-    data = dense_predict_data(model, sizes)
+    data = dense_batch(model, sizes)
     if 'detection' in config:
         model.test_cfg.rcnn.score_thr = 0.0
     results, roi_feats = [], []

@@ -125,7 +125,8 @@ def test_checkpoint_write_killed_midway_leaves_the_previous_one(tmp_path):
             'from mmengine.runner.checkpoint import save_checkpoint\n'
             'i = 0\n'
             'while True:\n'
-            f'    save_checkpoint({{"i": i, "w": torch.full((40_000_000,), float(i))}}, {str(target)!r})\n'
+            f'    save_checkpoint({{"i": i, "w": torch.full((40_000_000,), float(i))}}, '
+            f'{str(target)!r})\n'
             '    i += 1\n'
             '    print(i, flush=True)\n')
     proc = subprocess.Popen([sys.executable, '-c', code], cwd=ROOT, stdout=subprocess.PIPE,

@@ -71,6 +71,7 @@ def test_python_inference_api(trained_fpn, builtin_ade20k):
 def test_dist_test_segmentor_two_cpu_processes(builtin_ade20k, tmp_path):
     """Untrained weights: this checks that two gloo processes evaluate and report."""
     import torch
+
     from mmpoolformer.apis import build_model
     ckpt = str(tmp_path / 'init.pth')
     model = build_model(os.path.join(os.path.dirname(__file__), '..', CONFIG),

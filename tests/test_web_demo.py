@@ -47,7 +47,8 @@ def demo_server(builtin_classifier):
     proc.wait(timeout=30)
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason='needs Debian chromium (tools/run_tests.sh installs it)')
+@pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                    reason='needs Debian chromium (tools/run_tests.sh installs it)')
 def test_upload_an_image_and_see_the_top_classes(demo_server, tiny_cls_data):
     from playwright.sync_api import expect, sync_playwright
     image = sorted(glob.glob(f'{tiny_cls_data}/val/triangle/*.png'))[0]

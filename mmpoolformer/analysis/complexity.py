@@ -4,42 +4,23 @@ from typing import Tuple
 
 import torch
 
+from .inputs import TensorForward
 
 # Input sizes the papers count at, by toolbox (height, width).
 DEFAULT_SHAPES = {'mmpretrain': (224, 224), 'mmdet': (800, 1280), 'mmseg': (512, 512)}
 
 
-class _TensorForward(torch.nn.Module):
-    """Exposes an OpenMMLab model's plain tensor forward to fvcore's tracer."""
-
-    def __init__(self, model, shape):
-        super().__init__()
-        self.model = model
-        self.data_samples = None
-        if type(model).__module__.startswith('mmdet'):
-            # Two-stage detectors read image shapes from the samples in their RPN.
-            from mmdet.structures import DetDataSample
-            h, w = shape
-            self.data_samples = [DetDataSample(metainfo=dict(
-                img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                batch_input_shape=(h, w), scale_factor=(1.0, 1.0)))]
-
-    def forward(self, x):
-        if not hasattr(self.model, 'data_preprocessor'):
-            return self.model(x)
-        outputs = self.model(x, self.data_samples, mode='tensor')
-        # fvcore traces tensors only; flatten the nested outputs of detectors.
-        flat = []
-        stack = [outputs]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, torch.Tensor):
-                flat.append(item)
-            elif isinstance(item, (list, tuple)):
-                stack.extend(item)
-            elif isinstance(item, dict):
-                stack.extend(item.values())
-        return tuple(flat)
+def _tensor_forward(model, shape) -> TensorForward:
+    """The model's tensor forward, flattened for fvcore's tracer."""
+    data_samples = None
+    if type(model).__module__.startswith('mmdet'):
+        # Two-stage detectors read image shapes from the samples in their RPN.
+        from mmdet.structures import DetDataSample
+        h, w = shape
+        data_samples = [DetDataSample(metainfo=dict(
+            img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+            batch_input_shape=(h, w), scale_factor=(1.0, 1.0)))]
+    return TensorForward(model, data_samples, flatten=True)
 
 
 def _attention_macs(inputs, outputs) -> int:
@@ -60,7 +41,7 @@ def count_macs(model: torch.nn.Module, shape: Tuple[int, int] = (224, 224)) -> i
     from fvcore.nn import FlopCountAnalysis
     was_training = model.training
     model.eval()
-    analysis = FlopCountAnalysis(_TensorForward(model, shape), torch.randn(1, 3, *shape))
+    analysis = FlopCountAnalysis(_tensor_forward(model, shape), torch.randn(1, 3, *shape))
     analysis.set_op_handle('aten::scaled_dot_product_attention', _attention_macs)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)

@@ -254,7 +254,7 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
     cfg = load_config(config)
     scope = cfg.get('default_scope', 'mmengine')
     if scope not in _INFERENCERS:
-        raise ValueError(f'{config}: no inferencer for default_scope {scope!r}')
+        raise ConfigError(f'{config}: no inferencer for default_scope {scope!r}')
     module, name = _INFERENCERS[scope]
     inferencer_cls = getattr(importlib.import_module(module), name)
     with warnings.catch_warnings():  # "weights is None": we load them below

@@ -60,7 +60,8 @@ def build_app(config: str, checkpoint: str = None, device: str = 'cpu',
     import gradio as gr
     predict, kind = make_predictor(config, checkpoint, device)
     predict = guarded(predict, max_pixels)
-    output = gr.Label(num_top_classes=5, label='top-5') if kind == 'label' else gr.Image(label='result')
+    output = (gr.Label(num_top_classes=5, label='top-5') if kind == 'label'
+              else gr.Image(label='result'))
     return gr.Interface(
         fn=predict, inputs=gr.Image(type='numpy', label='image'), outputs=output,
         title='mmpoolformer', flagging_mode='never',

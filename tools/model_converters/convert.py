@@ -6,8 +6,8 @@ import os
 
 import torch
 
-from mmpoolformer.checkpoint import (LAYOUTS, convert_from_mmpoolformer,
-                                     convert_to_mmpoolformer, get_state_dict, load_file)
+from mmpoolformer.checkpoint import (LAYOUTS, convert_from_mmpoolformer, convert_to_mmpoolformer,
+                                     get_state_dict, load_file)
 from mmpoolformer.utils.cli import cli, parse_args_trusting
 
 
