@@ -83,12 +83,12 @@ def build_models(arch: str, seed: int = 0):
     """(ours classifier, mmpretrain classifier, timm model), same weights."""
     import timm
 
-    from mmpoolformer.apis import build_model
+    from mmpoolformer.apis import build_model, repo_config
     from mmpoolformer.checkpoint import convert_from_mmpoolformer
 
     # No stochastic depth: timm's and mmpretrain's models are built without it,
     # and training steps are compared.
-    ours = build_model(f'configs/classification/poolformer_{arch}_in1k.py',
+    ours = build_model(repo_config(f'configs/classification/poolformer_{arch}_in1k.py'),
                        {'model.backbone.drop_path_rate': 0.0}).eval()
     randomize_(ours, seed, std=0.02)
     state = ours.state_dict()
@@ -225,10 +225,10 @@ DENSE = {
 def dense_step(kind: str, with_cp: bool, train: bool, batch: int, warmup: int,
                repeats: int) -> dict:
     """One configuration, run in this process; returns timings and peak memory."""
-    from mmpoolformer.apis import build_model
+    from mmpoolformer.apis import build_model, repo_config
     config, shape = DENSE[kind]
-    model = build_model(config, {'model.backbone.init_cfg': None,
-                                 'model.backbone.with_cp': with_cp})
+    model = build_model(repo_config(config), {'model.backbone.init_cfg': None,
+                                              'model.backbone.with_cp': with_cp})
     model.train(train)
     data = dense_batch(model, [shape] * batch, train=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -262,6 +262,8 @@ def _status_mib(field: str) -> float:
 def dense_rows(kinds, batch=1, warmup=1, repeats=3, train=True, log=print) -> List[Row]:
     """Each configuration in a fresh process, so that peak memory is its own."""
     import json
+
+    from mmpoolformer.apis import REPO_ROOT
     rows = []
     for kind in kinds:
         results = {}
@@ -271,7 +273,7 @@ def dense_rows(kinds, batch=1, warmup=1, repeats=3, train=True, log=print) -> Li
             code = ('import json, mmpoolformer.analysis.benchmark as b; print("RESULT", json.dumps('
                     f'b.dense_step({kind!r}, {with_cp}, {train}, {batch}, {warmup}, {repeats})))')
             proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                                  env=dict(os.environ, PYTHONPATH=os.getcwd()))
+                                  env=dict(os.environ, PYTHONPATH=REPO_ROOT))
             if proc.returncode != 0:
                 raise RuntimeError(f'{name} failed:\n{proc.stderr[-3000:]}')
             result = json.loads(proc.stdout.split('RESULT', 1)[1])

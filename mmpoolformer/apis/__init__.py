@@ -9,6 +9,15 @@ from mmengine.registry import MODELS, init_default_scope
 from mmpoolformer.checkpoint import load_model_weights
 from mmpoolformer.utils.errors import ConfigError, UsageError, closest_name_hint
 
+# The repository this package sits in (its configs/ are not part of the package).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def repo_config(path: str) -> str:
+    """A config of this repository by its path from the repository root
+    (``configs/...``), whatever the working directory."""
+    return os.path.join(REPO_ROOT, path)
+
 
 def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
     """Read a config (a path, or a toolbox's own as ``mmpretrain::deit/...py``),

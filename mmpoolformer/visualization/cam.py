@@ -13,13 +13,15 @@ import numpy as np
 import torch
 
 from mmpoolformer.analysis.inputs import TensorForward
+from mmpoolformer.apis import repo_config
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 
 # name -> (where the model comes from, target layer inside it, tokens to drop)
 COMPARISON_MODELS = {
-    'poolformer': ('configs/classification/poolformer_s12_in1k.py', 'backbone.stages.-1', 0),
+    'poolformer': (repo_config('configs/classification/poolformer_s12_in1k.py'),
+                   'backbone.stages.-1', 0),
     'deit': ('mmpretrain::deit/deit-small_4xb256_in1k.py', 'backbone.layers.-1.ln1', 1),
     'resnet': ('mmpretrain::resnet/resnet50_8xb32_in1k.py', 'backbone.layer4.-1', 0),
     'swin': ('mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py',
