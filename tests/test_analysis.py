@@ -5,15 +5,17 @@ import re
 import matplotlib.image as mpimg
 import pytest
 
-from conftest import builtin_cls_options, run_tool
+from helpers import builtin_cls_options, run_tool
 
 CLS_CONFIG = 'configs/classification/poolformer_s12_builtin.py'
 
 
 @pytest.mark.parametrize('arch, params, gmacs', [('s12', 11.92, 1.82), ('m48', 73.47, 11.59)])
 def test_get_flops_reproduces_the_paper(arch, params, gmacs):
-    """targets.md: 1.8G (s12) and 11.6G (m48) at 224x224, fvcore."""
-    proc = run_tool('tools/analysis/get_flops.py', f'configs/classification/poolformer_{arch}_in1k.py')
+    """1.8G (s12) and 11.6G (m48) MACs at 224x224, fvcore: the PoolFormer paper
+    (arXiv 2111.11418), Table 1."""
+    proc = run_tool('tools/analysis/get_flops.py',
+                    f'configs/classification/poolformer_{arch}_in1k.py')
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'input: 3x224x224' in proc.stdout
     assert f'params: {params:.2f} M' in proc.stdout

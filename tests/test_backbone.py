@@ -2,12 +2,14 @@
 import pytest
 import torch
 
-from conftest import build_from_config, randomize_
+from helpers import build_from_config, randomize_
 from mmpoolformer.analysis import count_macs, count_parameters
 from mmpoolformer.models import PoolFormer
 
-# targets.md: exact classifier parameter counts (timm and mmpretrain agree) and
-# fvcore MACs at 224x224 as printed in the paper (one decimal, in G).
+# Exact classifier parameter counts (timm's and mmpretrain's PoolFormer agree; the
+# parity tests build both) and fvcore MACs at 224x224 as printed in Yu et al.,
+# "MetaFormer Is Actually What You Need for Vision" (arXiv 2111.11418), Table 1
+# (one decimal, in G).
 SIZES = {
     's12': (11_915_176, 1.8), 's24': (21_388_968, 3.4), 's36': (30_862_760, 5.0),
     'm36': (56_172_520, 8.8), 'm48': (73_473_448, 11.6),

@@ -14,8 +14,8 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, run_tool
 
+from helpers import ROOT, run_tool
 from mmpoolformer.datasets import builtin
 
 CLS = 'configs/classification/poolformer_s12_in1k.py'

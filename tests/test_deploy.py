@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from conftest import build_from_config, dense_predict_data, run_tool, succeeded
+from helpers import build_from_config, dense_batch, run_tool, succeeded
 from mmpoolformer.models import PoolFormer
-from mmpoolformer.models.backbones import metaformer
-from mmpoolformer.models.backbones.metaformer import DeployedPoolFormerBlock
+from mmpoolformer.models.backbones import deploy
+from mmpoolformer.models.backbones.deploy import DeployedPoolFormerBlock
 
 
 def _trained_like(model, seed=0):
@@ -99,7 +99,7 @@ def test_whole_dense_model_predicts_the_same_in_the_default_eval_path(config):
     _trained_like(model)
     # evaluation sizes; a padded batch for the detector
     sizes = [(800, 1013), (800, 1000)] if 'detection' in config else [(512, 512)] * 2
-    data = dense_predict_data(model, sizes)
+    data = dense_batch(model, sizes)
     if 'detection' in config:
         model.test_cfg.rcnn.score_thr = 0.0
     results, roi_feats = [], []
@@ -178,10 +178,10 @@ def test_every_path_runs_where_onednn_lacks_bf16(monkeypatch, bf16_supported):
     paths take the plain convolutions, and fp32 still fuses. The ISA check is
     faked, so this runs on every machine; with the check saying 'supported' the
     faked AVX2 op raises, which shows that the check is what keeps bf16 off it."""
-    fake = _OneDNNWithoutBF16(metaformer._ONEDNN)
-    monkeypatch.setattr(metaformer, '_ONEDNN', fake)
-    real_supports = metaformer.onednn_supports
-    monkeypatch.setattr(metaformer, 'onednn_supports',
+    fake = _OneDNNWithoutBF16(deploy._ONEDNN)
+    monkeypatch.setattr(deploy, '_ONEDNN', fake)
+    real_supports = deploy.onednn_supports
+    monkeypatch.setattr(deploy, 'onednn_supports',
                         lambda dtype: bf16_supported if dtype == torch.bfloat16
                         else real_supports(dtype))
     model = _trained_like(PoolFormer('s12', out_indices=(0, 3)))

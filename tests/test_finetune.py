@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, build_from_config, loader_options, randomize_, run_tool, succeeded
+from helpers import ROOT, build_from_config, loader_options, randomize_, run_tool, succeeded
 
 DOC = os.path.join(ROOT, 'docs', 'finetune.md')
 FRUIT = ('apple', 'banana', 'cherry')
@@ -185,7 +185,7 @@ def test_detector_num_classes_set_by_hand_must_agree(doc_configs, fruit, tmp_pat
 def test_retinanet_follows_and_checks_the_class_list(doc_configs):
     """The doc's "inherit retinanet_poolformer_s12.py instead"; config preparation only."""
     from mmpoolformer.apis import load_config
-    from mmpoolformer.errors import ConfigError
+    from mmpoolformer.utils.errors import ConfigError
     path = doc_configs['maskrcnn_poolformer_s12_fruit.py']
     text = open(path).read().replace('maskrcnn_poolformer_s12.py', 'retinanet_poolformer_s12.py')
     retinanet = os.path.join(os.path.dirname(path), 'retinanet_poolformer_s12_fruit.py')

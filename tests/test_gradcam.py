@@ -3,11 +3,12 @@ import glob
 
 import cv2
 
-from conftest import run_tool
-from mmpoolformer import cam
+from helpers import run_tool
+from mmpoolformer.visualization import cam
 
 
-def test_poolformer_cam_png_from_the_trained_classifier(builtin_classifier, tiny_cls_data, tmp_path):
+def test_poolformer_cam_png_from_the_trained_classifier(builtin_classifier, tiny_cls_data,
+                                                        tmp_path):
     image = sorted(glob.glob(f'{tiny_cls_data}/val/square/*.png'))[0]
     out = str(tmp_path / 'cam.png')
     proc = run_tool('tools/visualization/gradcam.py', image,
@@ -15,7 +16,8 @@ def test_poolformer_cam_png_from_the_trained_classifier(builtin_classifier, tiny
                     '--checkpoint', builtin_classifier[1], '--out', out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert cv2.imread(out).shape == (224, 224, 3)
-    model = cam.build_model('configs/classification/poolformer_s12_builtin.py', builtin_classifier[1])
+    model = cam.build_model('configs/classification/poolformer_s12_builtin.py',
+                            builtin_classifier[1])
     _, heat, _ = cam.grad_cam(model, image, 'backbone.stages.-1')
     assert heat.shape == (224, 224) and heat.std() > 0.01
 

@@ -1,7 +1,7 @@
 """PoolFormer-S12 learns the built-in shapes data on the CPU."""
 import pytest
 
-from conftest import last_metrics
+from helpers import last_metrics
 from mmpoolformer.datasets.builtin import SHAPES
 
 # Measured on the 2-core machine (seed 0, 15 epochs, 1200 training images):

@@ -8,17 +8,16 @@ import timm
 import torch
 from timm.models.metaformer import checkpoint_filter_fn
 
-from conftest import build_from_config, randomize_
+from helpers import build_from_config, randomize_
 from mmpoolformer.analysis import count_macs, count_parameters
-from mmpoolformer.checkpoint import (V2_LAYOUTS, convert_from_mmpoolformer,
-                                     convert_to_mmpoolformer, detect_layout,
-                                     load_model_weights)
-from mmpoolformer.errors import ConfigError
-from mmpoolformer.models import (CAFormer, ConvFormer, IdentityFormer, PoolFormerV2,
-                                 RandFormer)
+from mmpoolformer.checkpoint import (V2_LAYOUTS, convert_from_mmpoolformer, convert_to_mmpoolformer,
+                                     detect_layout, load_model_weights)
+from mmpoolformer.models import CAFormer, ConvFormer, IdentityFormer, PoolFormerV2, RandFormer
 from mmpoolformer.models.backbones.metaformer import RandomMixing
+from mmpoolformer.utils.errors import ConfigError
 
-# targets.md (sail-sg/metaformer): params in M (RandFormer: + its fixed random
+# Yu et al., "MetaFormer Baselines for Vision" (arXiv 2210.13452), Table 1, and the
+# model table of sail-sg/metaformer's README: params in M (RandFormer: + its fixed random
 # matrices), MACs in G. The paper's MACs are truncated to one decimal, not
 # rounded: we measure e.g. poolformerv2_m48 11.59 (paper 11.5), randformer_s24
 # 3.57 (3.5), convformer_m36 12.89 (12.8), caformer_m36 13.29 (13.2).
@@ -101,7 +100,8 @@ def test_metaformer_layout_matches_timms_reading_of_it(family, arch, tmp_path):
         written = convert_from_mmpoolformer(ours, target)
         assert detect_layout(written) == target
         again, _ = convert_to_mmpoolformer(written)
-        assert all(torch.equal(again[k], v) for k, v in ours.items() if 'data_preprocessor' not in k)
+        assert all(torch.equal(again[k], v) for k, v in ours.items()
+                   if 'data_preprocessor' not in k)
     official = convert_from_mmpoolformer(ours, 'metaformer')
     assert 'downsample_layers.0.conv.weight' in official and 'norm.weight' in official
     if (family, arch) in TIMM_MODELS:

@@ -5,14 +5,15 @@ import os
 import nbformat
 from nbclient import NotebookClient
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_notebook_executes(builtin_classifier, tiny_cls_data, monkeypatch):
     monkeypatch.setenv('MMPOOLFORMER_CONFIG',
                        os.path.join(ROOT, 'configs/classification/poolformer_s12_builtin.py'))
     monkeypatch.setenv('MMPOOLFORMER_CHECKPOINT', builtin_classifier[1])
-    monkeypatch.setenv('MMPOOLFORMER_IMAGE', sorted(glob.glob(f'{tiny_cls_data}/val/cross/*.png'))[0])
+    monkeypatch.setenv('MMPOOLFORMER_IMAGE',
+                       sorted(glob.glob(f'{tiny_cls_data}/val/cross/*.png'))[0])
     notebook = nbformat.read(os.path.join(ROOT, 'demo', 'inference.ipynb'), as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name='python3',
                    resources={'metadata': {'path': os.path.join(ROOT, 'demo')}}).execute()

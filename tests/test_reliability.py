@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import (build_from_config, builtin_cls_options, builtin_coco_options,
-                      dense_predict_data, run_tool, succeeded)
+from helpers import (build_from_config, builtin_cls_options, builtin_coco_options, dense_batch,
+                     import_tool, run_tool, succeeded)
 from mmpoolformer.checkpoint import load_file, trust_checkpoint
-from mmpoolformer.errors import CheckpointError, UsageError
+from mmpoolformer.utils.errors import CheckpointError, UsageError
 
 CLS = 'configs/classification/poolformer_s12_builtin.py'
 MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
@@ -207,7 +207,7 @@ def test_empty_segmentation_set_is_named(builtin_ade20k, tmp_path):
     shutil.copytree(builtin_ade20k, root)
     for path in glob.glob(str(root / '**' / 'training' / '*'), recursive=True):
         os.remove(path)
-    from conftest import builtin_seg_options
+    from helpers import builtin_seg_options
     proc = run_tool('tools/train.py', 'configs/segmentation/fpn_poolformer_s12_builtin.py',
                     '--work-dir', str(tmp_path / 'work'),
                     *builtin_seg_options(str(root), 'unused', num_workers=0),
@@ -222,7 +222,7 @@ def test_empty_segmentation_set_is_named(builtin_ade20k, tmp_path):
 def test_dense_models_predict_on_odd_sizes(config):
     model = build_from_config(config, **{'model.backbone.init_cfg': None})
     h, w = 157, 203
-    data = dense_predict_data(model, [(h, w)])
+    data = dense_batch(model, [(h, w)])
     with torch.no_grad():
         result = model(**data, mode='predict')[0]
     if 'detection' in config:
@@ -254,7 +254,8 @@ def test_wrong_arch_checkpoint_names_key_and_shapes(tmp_path):
     torch.save(build_from_config('configs/classification/poolformer_m36_in1k.py').state_dict(),
                path)
     with pytest.raises(CheckpointError, match=r"shape mismatch for 'backbone\.stem\.conv\.weight': "
-                                              r'checkpoint has \(96, 3, 7, 7\), model has \(64, 3, 7, 7\)'):
+                                              r'checkpoint has \(96, 3, 7, 7\), '
+                                              r'model has \(64, 3, 7, 7\)'):
         load_model_weights(build_from_config('configs/classification/poolformer_s12_in1k.py'), path)
 
 
@@ -269,7 +270,8 @@ def test_inference_api_refuses_non_images_and_huge_images(tmp_path):
         inference(CLS, None, str(text))
     big = tmp_path / 'big.png'
     cv2.imwrite(str(big), np.zeros((300, 400, 3), np.uint8))
-    with pytest.raises(UsageError, match=r'big\.png is 400x300 = 120000 pixels, above the limit of 100000'):
+    with pytest.raises(UsageError,
+                       match=r'big\.png is 400x300 = 120000 pixels, above the limit of 100000'):
         inference(CLS, None, str(big), max_pixels=100_000)
     with pytest.raises(UsageError, match=r'not an image \(got array of shape \(5,\)\)'):
         check_image(np.zeros(5))
@@ -280,12 +282,13 @@ def test_inference_api_refuses_non_images_and_huge_images(tmp_path):
 def test_web_demo_refuses_bad_uploads_and_keeps_serving(builtin_classifier):
     import gradio as gr
 
-    from mmpoolformer.demo import guarded, make_predictor
-    predict, _ = make_predictor(CLS, builtin_classifier[1])
-    app_fn = guarded(predict, max_pixels=128 * 128)
+    app = import_tool('tools/demo/app.py')
+    predict, _ = app.make_predictor(CLS, builtin_classifier[1])
+    app_fn = app.guarded(predict, max_pixels=128 * 128)
     for bad, message in [(None, 'no image was uploaded'),
                          (np.zeros((4, )), 'not an image'),
-                         (np.zeros((200, 200, 3), np.uint8), r'200x200 = 40000 pixels, above the limit')]:
+                         (np.zeros((200, 200, 3), np.uint8),
+                          r'200x200 = 40000 pixels, above the limit')]:
         with pytest.raises(gr.Error, match=message):
             app_fn(bad)
     top5 = app_fn(np.full((64, 64, 3), 200, np.uint8))  # the next request is served

@@ -11,12 +11,13 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 TOP_FOLDERS = ('tools', 'configs', 'mmpoolformer', 'docs', 'demo', 'requirements', 'tests', '.ci')
 # A path inside the repository: a top folder, then path characters; paths with
 # placeholders ({a,b}, *, <x>, CONFIG) stop before them and are skipped below.
-PATH = re.compile(r'(?<![\w./-])((?:%s)/[\w./-]*[\w])' % '|'.join(re.escape(t) for t in TOP_FOLDERS))
+PATH = re.compile(r'(?<![\w./-])((?:%s)/[\w./-]*[\w])'
+                  % '|'.join(re.escape(t) for t in TOP_FOLDERS))
 BASE = re.compile(r"""['"](\.{1,2}/[\w./-]+\.py)['"]""")
 
 
@@ -72,3 +73,15 @@ def _parents(path):
         path = os.path.dirname(path)
         if path:
             yield path
+
+
+def test_readme_layout_names_every_folder_of_the_package():
+    """The README's Layout section has one row per folder of the package and of the
+    repository's top level, and names no folder that is not there."""
+    text = open(os.path.join(ROOT, 'README.md')).read()
+    section = text.split('## Layout\n', 1)[1].split('\n## ', 1)[0]
+    named = set(re.findall(r'^\| `([\w/]+)/` \|', section, re.M))
+    package = {os.path.relpath(d, ROOT) for d, _, files in
+               os.walk(os.path.join(ROOT, 'mmpoolformer')) if '__init__.py' in files}
+    top = set(TOP_FOLDERS) - {'.ci'}
+    assert package | top == named

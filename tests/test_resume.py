@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from conftest import ROOT, builtin_coco_options, loader_options, succeeded
+from helpers import ROOT, builtin_coco_options, loader_options, succeeded
 
 # Deterministic, single-process data loading: mmengine seeds workers from the
 # run's seed alone, and EpochSeedHook (added by tools/train.py) reseeds the
@@ -125,7 +125,8 @@ def test_checkpoint_write_killed_midway_leaves_the_previous_one(tmp_path):
             'from mmengine.runner.checkpoint import save_checkpoint\n'
             'i = 0\n'
             'while True:\n'
-            f'    save_checkpoint({{"i": i, "w": torch.full((40_000_000,), float(i))}}, {str(target)!r})\n'
+            f'    save_checkpoint({{"i": i, "w": torch.full((40_000_000,), float(i))}}, '
+            f'{str(target)!r})\n'
             '    i += 1\n'
             '    print(i, flush=True)\n')
     proc = subprocess.Popen([sys.executable, '-c', code], cwd=ROOT, stdout=subprocess.PIPE,

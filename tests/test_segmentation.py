@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import builtin_seg_options, last_metrics, run_tool, succeeded
+from helpers import builtin_seg_options, last_metrics, run_tool, succeeded
 
 CONFIG = 'configs/segmentation/fpn_poolformer_s12_builtin.py'
 
@@ -72,6 +72,7 @@ def test_python_inference_api(trained_fpn, builtin_ade20k):
 def test_dist_test_segmentor_two_cpu_processes(builtin_ade20k, tmp_path):
     """Untrained weights: this checks that two gloo processes evaluate and report."""
     import torch
+
     from mmpoolformer.apis import build_model
     ckpt = str(tmp_path / 'init.pth')
     model = build_model(os.path.join(os.path.dirname(__file__), '..', CONFIG),

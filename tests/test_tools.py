@@ -5,8 +5,8 @@ import re
 
 import torch
 
-from conftest import (builtin_cls_options, mmpretrain_classifier, official_from_mmpretrain,
-                      randomize_, run_tool, succeeded)
+from helpers import (builtin_cls_options, mmpretrain_classifier, official_from_mmpretrain,
+                     randomize_, run_tool, succeeded)
 
 CONFIG = 'configs/classification/poolformer_s12_builtin.py'
 
@@ -43,14 +43,16 @@ def test_missing_config_is_one_line():
     proc = run_tool('tools/train.py', 'configs/no_such_config.py')
     assert proc.returncode != 0
     assert 'Traceback' not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == 'error: config not found: configs/no_such_config.py'
+    assert (proc.stderr.strip().splitlines()[-1]
+            == 'error: config not found: configs/no_such_config.py')
 
 
 def test_missing_checkpoint_is_one_line():
     proc = run_tool('tools/test.py', CONFIG, '/no/such/checkpoint.pth')
     assert proc.returncode != 0
     assert 'Traceback' not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == 'error: checkpoint not found: /no/such/checkpoint.pth'
+    assert (proc.stderr.strip().splitlines()[-1]
+            == 'error: checkpoint not found: /no/such/checkpoint.pth')
 
 
 def test_dist_train_two_cpu_processes(tiny_cls_data, tmp_path):

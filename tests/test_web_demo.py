@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT, import_tool
 
 CHROMIUM = '/usr/bin/chromium'
 ARTIFACTS = os.path.join(ROOT, 'work_dirs', 'test_artifacts')
@@ -47,7 +47,8 @@ def demo_server(builtin_classifier):
     proc.wait(timeout=30)
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason='needs Debian chromium (tools/run_tests.sh installs it)')
+@pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                    reason='needs Debian chromium (tools/run_tests.sh installs it)')
 def test_upload_an_image_and_see_the_top_classes(demo_server, tiny_cls_data):
     from playwright.sync_api import expect, sync_playwright
     image = sorted(glob.glob(f'{tiny_cls_data}/val/triangle/*.png'))[0]
@@ -72,8 +73,7 @@ def test_upload_an_image_and_see_the_top_classes(demo_server, tiny_cls_data):
 def test_dense_predictors_draw_on_the_image(config):
     """Untrained weights are enough to check the drawing: an RGB image of the input's size."""
     import numpy as np
-    from mmpoolformer.demo import make_predictor
-    predict, kind = make_predictor(os.path.join(ROOT, config))
+    predict, kind = import_tool('tools/demo/app.py').make_predictor(os.path.join(ROOT, config))
     image = np.random.default_rng(0).integers(0, 255, (150, 190, 3), dtype=np.uint8)
     drawn = predict(image)
     assert kind == 'image' and drawn.shape == image.shape and drawn.dtype == np.uint8

@@ -4,7 +4,7 @@ import timm
 import torch
 from timm.models.metaformer import checkpoint_filter_fn
 
-from conftest import build_from_config, mmpretrain_classifier, official_from_mmpretrain, randomize_
+from helpers import build_from_config, mmpretrain_classifier, official_from_mmpretrain, randomize_
 from mmpoolformer.checkpoint import CheckpointError, detect_layout, load_model_weights
 from mmpoolformer.models import PoolFormer
 
@@ -126,7 +126,8 @@ def test_partial_load_lists_missing_and_unexpected(tmp_path, capsys):
 def test_wrong_arch_names_key_and_shapes(tmp_path):
     path = tmp_path / 's12.pth'
     torch.save(_ours('s12').state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"'backbone\.stem\.conv\.weight'.*\(64, 3, 7, 7\).*\(96, 3, 7, 7\)"):
+    with pytest.raises(CheckpointError, match=r"'backbone\.stem\.conv\.weight'.*"
+                                              r"\(64, 3, 7, 7\).*\(96, 3, 7, 7\)"):
         load_model_weights(_ours('m36'), str(path))
 
 

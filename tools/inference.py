@@ -3,7 +3,7 @@ save the drawn results (boxes and masks, segmentation overlays, top classes)."""
 import argparse
 
 from mmpoolformer.apis import DEFAULT_MAX_PIXELS, inference
-from mmpoolformer.runner import cli, parse_args_trusting
+from mmpoolformer.utils.cli import cli, parse_args_trusting
 
 
 def parse_args():

@@ -3,7 +3,7 @@ import argparse
 
 from mmengine.runner import Runner
 
-from mmpoolformer import runner as R
+from mmpoolformer.utils import cli as R
 
 
 def parse_args():
@@ -14,7 +14,7 @@ def parse_args():
     parser.add_argument('--deploy', action='store_true',
                         help='fold norms, layer scales and pooling terms into the '
                              'convolutions first (model.backbone.switch_to_deploy())')
-    return parser.parse_args()
+    return R.parse_args_trusting(parser)
 
 
 @R.cli

@@ -3,7 +3,7 @@ import argparse
 
 from mmengine.runner import Runner
 
-from mmpoolformer import runner as R
+from mmpoolformer.utils import cli as R
 
 
 def parse_args():
@@ -16,7 +16,7 @@ def parse_args():
                         help='also log to TensorBoard (same as tensorboard = True in the config)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual total batch size')
-    return parser.parse_args()
+    return R.parse_args_trusting(parser)
 
 
 @R.cli

@@ -35,4 +35,6 @@ param_scheduler = [
 train_cfg = dict(max_epochs=cosine_epochs + cooldown_epochs)
 
 # Accept official sail-sg / mmpretrain / timm checkpoints in load_from and tools/test.py.
-custom_hooks = [dict(type='mmpoolformer.ConvertCheckpointHook')]
+# A default hook: default_hooks merge key by key across _base_, so a child config
+# that sets its own custom_hooks keeps it.
+default_hooks = dict(convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'))

@@ -23,4 +23,7 @@ optim_wrapper = dict(
 train_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset'))
 val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset'))
 test_dataloader = val_dataloader
-custom_hooks = [dict(type='mmpoolformer.ConvertCheckpointHook')]
+# Accept official sail-sg / mmpretrain / timm checkpoints in load_from and tools/test.py.
+# A default hook: default_hooks merge key by key across _base_, so a child config
+# that sets its own custom_hooks keeps it.
+default_hooks = dict(convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'))

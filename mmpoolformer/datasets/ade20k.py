@@ -7,8 +7,8 @@ from mmseg.datasets import ADE20KDataset, BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from PIL import Image
 
-from mmpoolformer.errors import ConfigError, DatasetError
 from mmpoolformer.registry import DATASETS, TRANSFORMS
+from mmpoolformer.utils.errors import ConfigError, DatasetError
 
 
 def check_label_maps(data_list):

@@ -31,7 +31,7 @@ from PIL import Image
 from mmpoolformer.apis import load_config, model_heads
 from mmpoolformer.datasets.ade20k import check_label_values
 from mmpoolformer.datasets.transforms import image_problem
-from mmpoolformer.errors import DatasetError
+from mmpoolformer.utils.errors import DatasetError
 
 SPLITS = ('train', 'val', 'test')
 

@@ -2,22 +2,17 @@ import json
 import os.path as osp
 
 from mmdet.datasets import CocoDataset
+from mmdet.datasets.api_wrappers import COCO
 
-from mmpoolformer.errors import DatasetError, closest_name_hint
 from mmpoolformer.registry import DATASETS
+from mmpoolformer.utils.errors import DatasetError, closest_name_hint
 
 
-def check_coco(content: dict, ann_file: str, img_dir: str = None, classes=None):
-    """Raise DatasetError on the first annotation or image that does not fit, or
-    on a class of ``classes`` (the config's metainfo) that no category is named."""
+def check_coco_ids(content: dict, ann_file: str):
+    """Raise DatasetError on the first annotation whose image or category id is
+    not in the file's "images" / "categories"."""
     image_ids = {img['id'] for img in content.get('images', [])}
     category_ids = {cat['id'] for cat in content.get('categories', [])}
-    names = [cat.get('name') for cat in content.get('categories', [])]
-    for name in classes or ():
-        if name not in names:
-            raise DatasetError(f'{ann_file}: metainfo class {name!r} is not the name of a '
-                               f'category; the categories are {names}'
-                               f'{closest_name_hint(name, names)}')
     for ann in content.get('annotations', []):
         if ann['image_id'] not in image_ids:
             raise DatasetError(f'{ann_file}: annotation {ann.get("id")} points at image_id '
@@ -26,11 +21,29 @@ def check_coco(content: dict, ann_file: str, img_dir: str = None, classes=None):
             raise DatasetError(f'{ann_file}: annotation {ann.get("id")} has category_id '
                                f'{ann["category_id"]}, not one of the categories '
                                f'{sorted(category_ids)}')
-    if img_dir is not None:
-        for img in content.get('images', []):
-            path = osp.join(img_dir, img['file_name'])
-            if not osp.isfile(path):
-                raise DatasetError(f'{ann_file}: image {img["id"]} file not found: {path}')
+
+
+class CheckedCOCO(COCO):
+    """mmdet's COCO API that reports a json that does not parse, an annotation
+    that points outside "images" / "categories", and a class name (the config's
+    metainfo) that no category has, naming the file."""
+
+    def __init__(self, annotation_file=None):
+        self.annotation_file = annotation_file
+        try:
+            super().__init__(annotation_file)
+        except json.JSONDecodeError as err:
+            raise DatasetError(f'{annotation_file}: not valid JSON ({err})') from None
+        check_coco_ids(self.dataset, annotation_file)
+
+    def get_cat_ids(self, cat_names=[], sup_names=[], cat_ids=[]):
+        names = [cat.get('name') for cat in self.dataset.get('categories', [])]
+        for name in cat_names or ():
+            if name not in names:
+                raise DatasetError(f'{self.annotation_file}: metainfo class {name!r} is not '
+                                   f'the name of a category; the categories are {names}'
+                                   f'{closest_name_hint(name, names)}')
+        return super().get_cat_ids(cat_names, sup_names, cat_ids)
 
 
 @DATASETS.register_module()
@@ -41,26 +54,18 @@ class ValidatedCocoDataset(CocoDataset):
     categories, an image file that is not there, or a json that does not parse
     is reported by name instead of failing somewhere in a data worker.
     """
+    COCOAPI = CheckedCOCO
+
+    def parse_data_info(self, raw_data_info: dict):
+        img = raw_data_info['raw_img_info']
+        if self.backend_args is None:  # local files: check that the image is there
+            path = osp.join(self.data_prefix.get('img', ''), img['file_name'])
+            if not osp.isfile(path):
+                raise DatasetError(f'{self.ann_file}: image {img["id"]} file not found: {path}')
+        return super().parse_data_info(raw_data_info)
 
     def load_data_list(self):
-        coco_api = self.COCOAPI
-
-        def load_and_check(path):
-            try:
-                coco = coco_api(path)
-            except json.JSONDecodeError as err:
-                raise DatasetError(f'{self.ann_file}: not valid JSON ({err})') from None
-            local = self.backend_args is None
-            check_coco(coco.dataset, self.ann_file,
-                       self.data_prefix.get('img', '') if local else None,
-                       self.metainfo['classes'])
-            return coco
-
-        self.COCOAPI = load_and_check  # shadows the class attribute for one load
-        try:
-            data_list = super().load_data_list()
-        finally:
-            del self.COCOAPI
+        data_list = super().load_data_list()
         if not data_list:
             raise DatasetError(f'{self.ann_file}: the data set is empty (no images)')
         return data_list

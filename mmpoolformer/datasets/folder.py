@@ -1,7 +1,7 @@
 from mmpretrain.datasets import CustomDataset
 
-from mmpoolformer.errors import DatasetError
 from mmpoolformer.registry import DATASETS
+from mmpoolformer.utils.errors import DatasetError
 
 
 @DATASETS.register_module()

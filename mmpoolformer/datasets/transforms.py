@@ -8,12 +8,14 @@ files all come out as 8-bit, 3-channel BGR).
 """
 from typing import Optional
 
+import mmcv
+import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmengine.fileio import get
 from mmengine.logging import print_log
 
-from mmpoolformer.errors import DatasetError
 from mmpoolformer.registry import TRANSFORMS
+from mmpoolformer.utils.errors import ConfigError, DatasetError
 
 # Bytes a complete file of each format ends with (trailing padding allowed).
 _ENDINGS = {b'\xff\xd8': b'\xff\xd9',                         # JPEG: EOI marker
@@ -45,8 +47,8 @@ class LoadImageChecked(LoadImageFromFile):
 
     def __init__(self, on_error: str = 'raise', **kwargs):
         if on_error not in ('raise', 'skip'):
-            raise DatasetError(f"LoadImageChecked on_error must be 'raise' or 'skip', "
-                               f'got {on_error!r}')
+            raise ConfigError(f"LoadImageChecked on_error must be 'raise' or 'skip', "
+                              f'got {on_error!r}')
         super().__init__(**kwargs)
         self.on_error = on_error
 
@@ -57,11 +59,20 @@ class LoadImageChecked(LoadImageFromFile):
         except FileNotFoundError:
             return self._fail(filename, 'the file does not exist')
         problem = image_problem(data)
-        if problem is None:
+        if problem is None:  # decode the bytes read above, as mmcv's loader does
             try:
-                return super().transform(results)
-            except Exception as err:  # undecodable: mmcv asserts / cv2 errors
+                img = mmcv.imfrombytes(data, flag=self.color_type, backend=self.imdecode_backend)
+            except Exception as err:  # undecodable: cv2 / PIL errors
                 problem = f'it cannot be decoded ({str(err).splitlines()[0] or type(err).__name__})'
+            else:
+                if img is not None:
+                    if self.to_float32:
+                        img = img.astype(np.float32)
+                    results.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+                    return results
+                problem = f'it cannot be decoded (failed to load image: {filename})'
+            if self.ignore_empty:
+                return None
         return self._fail(filename, problem)
 
     def _fail(self, filename: str, problem: str):

@@ -2,8 +2,10 @@
 generators reseeded per epoch so that ``--resume`` draws the numbers an
 uninterrupted run would have drawn."""
 import os
-from mmengine.fileio import LocalBackend, register_backend
+
+from mmengine.fileio import LocalBackend
 from mmengine.fileio import io as mmengine_io
+from mmengine.fileio import register_backend
 from mmengine.hooks import Hook
 
 from mmpoolformer.registry import HOOKS

@@ -1,3 +1,2 @@
-from .backbones import (CAFormer, ConvFormer, IdentityFormer, MetaFormer,  # noqa: F401
-                        PoolFormer, PoolFormerV2, RandFormer)
+from .backbones import *  # noqa: F401,F403  (the backbones' __all__)
 from .heads import MetaFormerClsHead  # noqa: F401

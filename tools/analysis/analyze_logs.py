@@ -6,8 +6,9 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mmpoolformer.logs import read_scalars  # noqa: E402
-from mmpoolformer.runner import cli  # noqa: E402
+from mmpoolformer.utils.cli import cli  # noqa: E402
+from mmpoolformer.utils.errors import UsageError  # noqa: E402
+from mmpoolformer.utils.logs import read_scalars  # noqa: E402
 
 
 def parse_args():
@@ -31,7 +32,7 @@ def main():
     keys = args.keys or default_keys(series)
     unknown = [k for k in keys if k not in series]
     if unknown:
-        raise FileNotFoundError(f'{args.run}: no scalar {unknown}; logged: {sorted(series)}')
+        raise UsageError(f'{args.run}: no scalar {unknown}; logged: {sorted(series)}')
     fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys)), squeeze=False,
                              sharex=True)
     for ax, key in zip(axes[:, 0], keys):

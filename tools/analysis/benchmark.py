@@ -14,8 +14,8 @@ import platform
 
 import torch
 
-from mmpoolformer import benchmark
-from mmpoolformer.runner import cli
+from mmpoolformer.analysis import benchmark
+from mmpoolformer.utils.cli import cli
 
 
 def parse_args():

@@ -6,7 +6,7 @@ import argparse
 
 from mmpoolformer.analysis import DEFAULT_SHAPES, count_macs, count_parameters
 from mmpoolformer.apis import build_model
-from mmpoolformer.runner import cli
+from mmpoolformer.utils.cli import cli
 
 
 def parse_args():

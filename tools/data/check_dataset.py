@@ -13,7 +13,7 @@ import argparse
 from mmengine.config import DictAction
 
 from mmpoolformer.datasets.check import check_config
-from mmpoolformer.runner import cli
+from mmpoolformer.utils.cli import cli
 
 
 @cli

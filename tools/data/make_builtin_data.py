@@ -6,7 +6,7 @@ import argparse
 import os.path as osp
 
 from mmpoolformer.datasets.builtin import BUILDERS
-from mmpoolformer.runner import cli
+from mmpoolformer.utils.cli import cli
 
 
 @cli

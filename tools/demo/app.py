@@ -1,9 +1,71 @@
 """Web demo (Gradio): classification top-5, detection boxes and masks, or a
-segmentation overlay, for any config and checkpoint."""
-import argparse
+segmentation overlay, for any config and checkpoint.
 
-from mmpoolformer.apis import DEFAULT_MAX_PIXELS
-from mmpoolformer.runner import cli, parse_args_trusting
+The page and its predictors are here too (tests import them with
+helpers.import_tool); gradio is imported only when the page is built."""
+import argparse
+import os
+from typing import Callable, Tuple
+
+import numpy as np
+
+from mmpoolformer.apis import DEFAULT_MAX_PIXELS, build_inferencer, check_image, load_config
+from mmpoolformer.utils.cli import cli, parse_args_trusting
+from mmpoolformer.utils.errors import UsageError
+
+
+def make_predictor(config: str, checkpoint: str = None, device: str = 'cpu',
+                   score_thr: float = 0.3) -> Tuple[Callable, str]:
+    """(function from an RGB image to the result, kind of result: 'label' or 'image')."""
+    cfg = load_config(config)
+    scope = cfg.get('default_scope')
+    inferencer = build_inferencer(cfg, checkpoint, device)
+    classes = inferencer.model.dataset_meta.get('classes')
+
+    if scope == 'mmpretrain':
+        def classify(image: np.ndarray) -> dict:
+            scores = inferencer(image[..., ::-1].copy())[0]['pred_scores']
+            top = np.argsort(scores)[::-1][:5]
+            return {(classes[i] if classes else str(i)): float(scores[i]) for i in top}
+        return classify, 'label'
+
+    extra = dict(pred_score_thr=score_thr) if scope == 'mmdet' else {}
+
+    def draw(image: np.ndarray) -> np.ndarray:
+        # The inferencers take BGR arrays and return RGB drawings.
+        vis = inferencer(image[..., ::-1].copy(), return_vis=True, **extra)['visualization']
+        return vis[0] if isinstance(vis, list) else vis  # mmseg returns one image unlisted
+    return draw, 'image'
+
+
+def guarded(predict: Callable, max_pixels: int = DEFAULT_MAX_PIXELS) -> Callable:
+    """Refuse non-images and images above ``max_pixels`` with a message shown
+    to the user (gr.Error); the server goes on serving the next request."""
+    import gradio as gr
+
+    def run(image):
+        try:
+            if image is None:
+                raise UsageError('no image was uploaded')
+            check_image(image, max_pixels, name='the upload')
+        except UsageError as err:
+            raise gr.Error(str(err)) from None
+        return predict(image)
+    return run
+
+
+def build_app(config: str, checkpoint: str = None, device: str = 'cpu',
+              max_pixels: int = DEFAULT_MAX_PIXELS):
+    os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
+    import gradio as gr
+    predict, kind = make_predictor(config, checkpoint, device)
+    predict = guarded(predict, max_pixels)
+    output = (gr.Label(num_top_classes=5, label='top-5') if kind == 'label'
+              else gr.Image(label='result'))
+    return gr.Interface(
+        fn=predict, inputs=gr.Image(type='numpy', label='image'), outputs=output,
+        title='mmpoolformer', flagging_mode='never',
+        description=f'{os.path.basename(config)}: upload an image and press Submit.')
 
 
 def parse_args():
@@ -21,7 +83,6 @@ def parse_args():
 @cli
 def main():
     args = parse_args()
-    from mmpoolformer.demo import build_app
     build_app(args.config, args.checkpoint, args.device, args.max_pixels).launch(
         server_name=args.host, server_port=args.port, share=False)
 

@@ -4,14 +4,15 @@
   gradcam.py IMAGE --compare poolformer deit resmlp resnet swin --out cams.png
 
 CONFIG is any classification config (ours or ``mmpretrain::...``); --compare draws
-several models side by side (see mmpoolformer/cam.py for where each comes from).
+several models side by side (see mmpoolformer/visualization/cam.py for where each comes from).
 """
 import argparse
 
 import cv2
 
-from mmpoolformer import cam
-from mmpoolformer.runner import cli, parse_args_trusting
+from mmpoolformer.utils.cli import cli, parse_args_trusting
+from mmpoolformer.utils.errors import UsageError
+from mmpoolformer.visualization import cam
 
 
 def parse_args():
@@ -40,7 +41,7 @@ def main():
     elif args.config:
         runs = [('', args.config, args.target_layers, 0, args.checkpoint)]
     else:
-        raise FileNotFoundError('give a CONFIG or --compare MODEL ...')
+        raise UsageError('give a CONFIG or --compare MODEL ...')
     panels, titles = [], []
     for name, source, layer, drop_tokens, checkpoint in runs:
         model = cam.build_model(source, checkpoint)

@@ -1,2 +1,5 @@
-from .metaformer import (CAFormer, ConvFormer, IdentityFormer, MetaFormer,  # noqa: F401
-                         PoolFormer, PoolFormerV2, RandFormer)
+from .metaformer import (CAFormer, ConvFormer, IdentityFormer, MetaFormer, PoolFormer, PoolFormerV2,
+                         RandFormer)
+
+__all__ = ['CAFormer', 'ConvFormer', 'IdentityFormer', 'MetaFormer', 'PoolFormer',
+           'PoolFormerV2', 'RandFormer']

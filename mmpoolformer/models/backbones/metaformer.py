@@ -8,6 +8,14 @@ activations. Everything here is written against the general frame, so a family
 member is a ``default_settings`` dict and an ``arch_settings`` table, not a new
 block class. All blocks work on NCHW tensors (channel MLPs are 1x1 convolutions).
 
+Provenance: Yu et al., "MetaFormer Is Actually What You Need for Vision" (CVPR 2022,
+arXiv 2111.11418) and "MetaFormer Baselines for Vision" (TPAMI 2024, arXiv
+2210.13452). The parity tests compare against the reference implementations
+through their APIs: timm's ``poolformer_*`` / ``poolformerv2_*`` / ``convformer_*`` /
+``caformer_*`` (timm/models/metaformer.py, a port of sail-sg/poolformer and
+sail-sg/metaformer) and mmpretrain's ``PoolFormer`` backbone. CPU deployment paths
+(fused oneDNN ops, folding) are in ``deploy.py``.
+
 State-dict layout (the project's own, close to timm's ``metaformer.py``)::
 
     stem.conv / stem.post_norm                  7x7/4 patch embedding
@@ -32,23 +40,32 @@ from mmengine.model.weight_init import trunc_normal_init
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmpoolformer.errors import ConfigError, closest_name_hint
 from mmpoolformer.registry import MODELS
+from mmpoolformer.utils.errors import ConfigError, closest_name_hint
+
+from .deploy import fused_conv_mlp
+
+
+def _in_our_scope(build, *args, **kwargs):
+    """Run a builder with ``mmpoolformer`` as the default scope, so that names
+    resolve in our registry first (then mmengine's root, where mmcv's norms and
+    activations are) whichever toolbox's Runner is building the model. The one
+    way this file builds norms, activations and token mixers."""
+    with DefaultScope.overwrite_default_scope('mmpoolformer'):
+        return build(*args, **kwargs)
 
 
 def build_norm(cfg: Optional[dict], dim: int) -> nn.Module:
     """mmcv's norms (GN, BN, LN, ...) and this file's (LayerNorm2d, GroupNorm1)
-    by name, whichever toolbox's scope is current; ``None`` gives Identity."""
+    by name; ``None`` gives Identity."""
     if cfg is None:
         return nn.Identity()
-    with DefaultScope.overwrite_default_scope('mmpoolformer'):
-        return build_norm_layer(cfg, dim)[1]
+    return _in_our_scope(build_norm_layer, cfg, dim)[1]
 
 
 def build_act(cfg: dict) -> nn.Module:
     """mmcv's activations and this file's (StarReLU, SquaredReLU) by name."""
-    with DefaultScope.overwrite_default_scope('mmpoolformer'):
-        return build_activation_layer(cfg)
+    return _in_our_scope(build_activation_layer, cfg)
 
 
 # --------------------------------------------------------------------------- #
@@ -114,6 +131,17 @@ class Downsampling(nn.Module):
 
     PoolFormer uses plain convolutions (7x7/4 stem, 3x3/2 between stages);
     MetaFormer v2 models add a norm after the stem and before each downsampling.
+
+    Args:
+        in_channels (int): Channels of the input.
+        out_channels (int): Channels of the output.
+        kernel_size (int): Kernel size of the convolution.
+        stride (int): Stride of the convolution.
+        padding (int): Zero padding of the convolution.
+        pre_norm_cfg (dict, optional): Norm applied to the input (MetaFormer v2
+            downsampling). Defaults to None (no norm).
+        post_norm_cfg (dict, optional): Norm applied to the output (MetaFormer v2
+            stem). Defaults to None (no norm).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
@@ -138,6 +166,10 @@ class Pooling(nn.Module):
 
     The ``- x`` is there because the block adds the input back through its
     residual; ``count_include_pad=False`` keeps borders unbiased.
+
+    Args:
+        dim (int): Channels of the input (unused; every mixer takes it).
+        pool_size (int): Pooling window, stride 1, same padding. Defaults to 3.
     """
 
     def __init__(self, dim: int, pool_size: int = 3):
@@ -151,7 +183,11 @@ class Pooling(nn.Module):
 
 @MODELS.register_module()
 class IdentityMixer(nn.Module):
-    """No token mixing at all (IdentityFormer)."""
+    """No token mixing at all (IdentityFormer).
+
+    Args:
+        dim (int): Channels of the input (unused; every mixer takes it).
+    """
 
     def __init__(self, dim: int):
         super().__init__()
@@ -171,6 +207,11 @@ class RandomMixing(nn.Module):
     bilinearly to the input's grid and each row renormalised to sum to 1, so
     every token still takes a convex combination of all tokens; on the stored
     grid the matrix is used as it is.
+
+    Args:
+        dim (int): Channels of the input (unused; every mixer takes it).
+        num_tokens (int): Tokens of the square grid the matrix is drawn for.
+            Defaults to 196 (14x14).
     """
 
     def __init__(self, dim: int, num_tokens: int = 196):
@@ -205,7 +246,15 @@ class RandomMixing(nn.Module):
 @MODELS.register_module()
 class SepConv(nn.Module):
     """Inverted separable convolution (ConvFormer): 1x1 expand, activation,
-    depthwise kxk, 1x1 project; no biases."""
+    depthwise kxk, 1x1 project; no biases.
+
+    Args:
+        dim (int): Channels of the input and output.
+        expansion_ratio (float): Hidden channels per input channel. Defaults to 2.
+        kernel_size (int): Kernel size of the depthwise convolution. Defaults to 7.
+        act_cfg (dict): Activation after the expansion. Defaults to StarReLU.
+        bias (bool): Biases in the three convolutions. Defaults to False.
+    """
 
     def __init__(self, dim: int, expansion_ratio: float = 2, kernel_size: int = 7,
                  act_cfg: dict = dict(type='StarReLU'), bias: bool = False):
@@ -223,7 +272,18 @@ class SepConv(nn.Module):
 
 @MODELS.register_module()
 class Attention(nn.Module):
-    """Multi-head self-attention over all tokens (CAFormer's later stages)."""
+    """Multi-head self-attention over all tokens (CAFormer's later stages).
+
+    Args:
+        dim (int): Channels of the input and output.
+        head_dim (int): Channels per head; ``dim // head_dim`` heads (at least
+            one). Defaults to 32.
+        qkv_bias (bool): Bias in the query / key / value projection.
+            Defaults to False.
+        attn_drop (float): Dropout on the attention weights while training.
+            Defaults to 0.
+        proj_drop (float): Dropout after the output projection. Defaults to 0.
+    """
 
     def __init__(self, dim: int, head_dim: int = 32, qkv_bias: bool = False,
                  attn_drop: float = 0., proj_drop: float = 0.):
@@ -261,35 +321,6 @@ class LayerScale(nn.Module):
         return x * self.scale.view(-1, 1, 1)
 
 
-_ONEDNN = getattr(getattr(torch.ops, 'mkldnn', None), '_convolution_pointwise', None) \
-    if torch.backends.mkldnn.is_available() else None
-_1x1 = ([0, 0], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups
-
-
-def onednn_supports(dtype: torch.dtype) -> bool:
-    """Whether this CPU runs oneDNN's fused convolutions in ``dtype``.
-
-    fp32 runs everywhere; bf16 needs AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT,
-    and fp16 AVX-512 FP16 or AMX. Asked of oneDNN itself, not of /proc/cpuinfo.
-    """
-    if dtype == torch.bfloat16:
-        return torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    if dtype == torch.float16:
-        return torch.ops.mkldnn._is_mkldnn_fp16_supported()
-    return dtype == torch.float32
-
-
-def _onednn_fusable(x: torch.Tensor, weight: torch.Tensor, training: bool) -> bool:
-    """Whether oneDNN's fused convolutions (the ops torch.compile's CPU backend
-    emits) can run this step: inference on CPU, channels_last, no autograd, a
-    dtype this CPU supports. Elsewhere the plain path runs, with the same math."""
-    return (_ONEDNN is not None and not training and x.device.type == 'cpu'
-            and x.dtype == weight.dtype and not torch.is_grad_enabled()
-            and not torch.is_autocast_enabled('cpu')
-            and x.is_contiguous(memory_format=torch.channels_last)
-            and onednn_supports(x.dtype))
-
-
 class ConvMlp(nn.Module):
     """Channel MLP as two 1x1 convolutions.
 
@@ -308,15 +339,9 @@ class ConvMlp(nn.Module):
         self.drop = nn.Dropout(drop_rate)
 
     def forward(self, x, residual: Optional[torch.Tensor] = None):
-        if _onednn_fusable(x, self.fc1.weight, self.training):
-            if type(self.act) is nn.GELU and self.act.approximate == 'none':
-                x = _ONEDNN(x, self.fc1.weight, self.fc1.bias, *_1x1, 'gelu', [], 'none')
-            else:
-                x = self.act(self.fc1(x))
-            if residual is None:
-                return self.fc2(x)
-            return _ONEDNN.binary(x, residual, self.fc2.weight, self.fc2.bias, *_1x1,
-                                  'add', None, None, [], None)
+        fused = fused_conv_mlp(self, x, residual)
+        if fused is not None:
+            return fused
         x = self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
         return x if residual is None else x + residual
 
@@ -330,6 +355,22 @@ class MetaFormerBlock(nn.Module):
 
     Layer scale (LS, PoolFormer) and residual scale (RS, MetaFormer v2) are
     per-channel scales, each left out when its init value is None.
+
+    Args:
+        dim (int): Channels of the input and output.
+        token_mixer_cfg (dict): The token mixer, a registered name (``Pooling``,
+            ``IdentityMixer``, ``RandomMixing``, ``SepConv``, ``Attention``) and
+            its arguments; ``dim`` is passed.
+        mlp_ratio (float): Hidden channels of the channel MLP per input channel.
+        norm_cfg (dict): The two norms (before the mixer, before the MLP).
+        act_cfg (dict): Activation of the channel MLP.
+        mlp_bias (bool): Biases in the channel MLP. Defaults to True.
+        drop_rate (float): Dropout in the channel MLP. Defaults to 0.
+        drop_path (float): Stochastic depth rate of both branches. Defaults to 0.
+        layer_scale_init_value (float, optional): Initial layer scale, None for
+            none. Defaults to 1e-5.
+        res_scale_init_value (float, optional): Initial residual scale, None for
+            none. Defaults to None.
     """
 
     def __init__(self, dim: int, token_mixer_cfg: dict, mlp_ratio: float,
@@ -339,9 +380,8 @@ class MetaFormerBlock(nn.Module):
                  res_scale_init_value: Optional[float] = None):
         super().__init__()
         self.norm1 = build_norm(norm_cfg, dim)
-        # _scope_: look mixers up in our registry whichever toolbox is building.
-        self.token_mixer = MODELS.build(
-            dict(_scope_='mmpoolformer', **token_mixer_cfg), default_args=dict(dim=dim))
+        self.token_mixer = _in_our_scope(MODELS.build, dict(token_mixer_cfg),
+                                         default_args=dict(dim=dim))
         self.layer_scale1 = _scale_or_identity(dim, layer_scale_init_value)
         self.res_scale1 = _scale_or_identity(dim, res_scale_init_value)
         self.norm2 = build_norm(norm_cfg, dim)
@@ -358,80 +398,15 @@ class MetaFormerBlock(nn.Module):
         return x
 
 
-class DeployedPoolFormerBlock(nn.Module):
-    """A PoolFormer block with everything linear at inference folded away.
-
-    With ``n(x) = a * (x - mu) / sigma + b`` (1-group GroupNorm; mu, sigma per
-    sample) and ``count_include_pad=False`` (a constant pools to itself)::
-
-        pool(n(x)) - n(x) = a / sigma * (pool(x) - x)
-
-    so the token mixer needs only sigma: ``x + LS1 * a / sigma * (pool(x) - x)``,
-    one ``lerp``. The second norm's affine goes into fc1, layer scale 2 into
-    fc2, and the residual add into fc2's convolution. Residual scales
-    (PoolFormerV2's stages 3-4) stay as per-channel multiplies.
-    """
-
-    def __init__(self, block: MetaFormerBlock):
-        super().__init__()
-        norm1, norm2, mlp = block.norm1, block.norm2, block.mlp
-        ls1 = _scale_vector(block.layer_scale1, norm1.num_channels)
-        ls2 = _scale_vector(block.layer_scale2, norm2.num_channels)
-        self.pool = block.token_mixer.pool
-        self.eps1, self.eps2 = norm1.eps, norm2.eps
-        self.register_buffer('mixer_scale', (ls1 * _affine(norm1)[0]).view(1, -1, 1, 1))
-        for name in ('res_scale1', 'res_scale2'):  # None: no residual scale
-            scale = getattr(block, name)
-            self.register_buffer(name, scale.scale.detach().view(1, -1, 1, 1)
-                                 if isinstance(scale, LayerScale) else None)
-        weight2, bias2 = _affine(norm2)
-        self.mlp = copy.deepcopy(mlp)
-        with torch.no_grad():
-            fc1, fc2 = self.mlp.fc1, self.mlp.fc2
-            fc1_bias = fc1.bias if fc1.bias is not None else torch.zeros(fc1.out_channels)
-            fc1.bias = nn.Parameter(fc1_bias + fc1.weight.flatten(1) @ bias2)
-            fc1.weight.mul_(weight2.view(1, -1, 1, 1))
-            fc2.weight.mul_(ls2.view(-1, 1, 1, 1))
-            if fc2.bias is not None:
-                fc2.bias.mul_(ls2)
-
-    def forward(self, x):
-        n, c, h, w = x.shape
-        # GroupNorm's own 1/sigma (its normalised output is not needed here);
-        # Tensor.var is some 10x slower than this on CPU.
-        rstd = torch.native_group_norm(x, None, None, n, c, h * w, 1, self.eps1)[2]
-        mixer_scale = self.mixer_scale * rstd.view(n, 1, 1, 1)
-        if self.res_scale1 is None:
-            x = torch.lerp(x, self.pool(x), mixer_scale)
-        else:
-            x = torch.addcmul(x * self.res_scale1, mixer_scale, self.pool(x) - x)
-        residual = x if self.res_scale2 is None else x * self.res_scale2
-        return self.mlp(F.group_norm(x, 1, eps=self.eps2), residual=residual)
-
-    @staticmethod
-    def can_fold(block: nn.Module) -> bool:
-        return (isinstance(block, MetaFormerBlock)
-                and isinstance(block.token_mixer, Pooling)
-                and all(isinstance(nm, nn.GroupNorm) and nm.num_groups == 1
-                        for nm in (block.norm1, block.norm2)))
-
-
-def _affine(norm: nn.GroupNorm):
-    """(weight, bias) of a norm, ones / zeros where it has none."""
-    ones = torch.ones(norm.num_channels)
-    weight = norm.weight.detach() if norm.weight is not None else ones
-    bias = norm.bias.detach() if norm.bias is not None else torch.zeros_like(ones)
-    return weight, bias
-
-
-def _scale_vector(layer_scale: nn.Module, dim: int) -> torch.Tensor:
-    if isinstance(layer_scale, LayerScale):
-        return layer_scale.scale.detach()
-    return torch.ones(dim)
-
-
 class MetaFormerStage(nn.Module):
-    """An optional downsampling followed by ``depth`` blocks."""
+    """An optional downsampling followed by blocks.
+
+    Args:
+        downsample (nn.Module): Run first (``nn.Identity`` in stage 0).
+        blocks (Sequence[nn.Module]): The stage's blocks, run in order.
+        with_cp (bool): Gradient checkpointing per block while training.
+            Defaults to False.
+    """
 
     def __init__(self, downsample: nn.Module, blocks: Sequence[nn.Module],
                  with_cp: bool = False):
@@ -639,7 +614,7 @@ class MetaFormer(BaseModule):
     def init_weights(self):
         if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
             # Delegated so that every public weight layout loads without a
-            # manual conversion step; see mmpoolformer/checkpoint.py.
+            # manual conversion step; see mmpoolformer/checkpoint/.
             from mmpoolformer.checkpoint import load_backbone_weights
             load_backbone_weights(self, self.init_cfg['checkpoint'],
                                   prefix=self.init_cfg.get('prefix'))
@@ -685,12 +660,8 @@ class MetaFormer(BaseModule):
         inference only: the folded model cannot be trained or saved back to the
         trained layout. Blocks of other mixers are kept. Returns how many
         blocks were folded."""
-        folded = 0
-        for stage in self.stages:
-            for j, block in enumerate(stage.blocks):
-                if DeployedPoolFormerBlock.can_fold(block):
-                    stage.blocks[j] = DeployedPoolFormerBlock(block)
-                    folded += 1
+        from .deploy import fold_pooling_blocks
+        folded = fold_pooling_blocks(self.stages)
         self.deployed = True
         return folded
 
@@ -762,7 +733,11 @@ class PoolFormer(MetaFormer):
     default_arch = 's12'
 
     def __init__(self, arch: Union[str, dict] = 's12', pool_size: int = 3, **kwargs):
-        kwargs.setdefault('token_mixers', dict(type='Pooling', pool_size=pool_size))
+        if pool_size != 3:  # else the arch's (or the default) token mixers stand
+            if isinstance(arch, dict) and 'token_mixers' in arch:
+                raise ConfigError(f'PoolFormer got pool_size={pool_size} and an arch dict '
+                                  'with token_mixers: give the pool size in token_mixers')
+            kwargs.setdefault('token_mixers', dict(type='Pooling', pool_size=pool_size))
         super().__init__(arch=arch, **kwargs)
 
 

@@ -16,7 +16,8 @@ from typing import Callable, List, Optional
 
 import torch
 
-from mmpoolformer.analysis import count_macs
+from .complexity import count_macs
+from .inputs import TensorForward, dense_batch, randomize_
 
 CL = torch.channels_last
 
@@ -82,29 +83,20 @@ def build_models(arch: str, seed: int = 0):
     """(ours classifier, mmpretrain classifier, timm model), same weights."""
     import timm
 
-    from mmpoolformer.apis import build_model
+    from mmpoolformer.apis import build_model, repo_config
     from mmpoolformer.checkpoint import convert_from_mmpoolformer
+
     # No stochastic depth: timm's and mmpretrain's models are built without it,
     # and training steps are compared.
-    ours = build_model(f'configs/classification/poolformer_{arch}_in1k.py',
+    ours = build_model(repo_config(f'configs/classification/poolformer_{arch}_in1k.py'),
                        {'model.backbone.drop_path_rate': 0.0}).eval()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in ours.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.02
-                    + (1.0 if 'norm' in name and name.endswith('weight') else 0.0))
+    randomize_(ours, seed, std=0.02)
     state = ours.state_dict()
     mmpretrain = build_model(f'mmpretrain::poolformer/poolformer-{arch}_32xb128_in1k.py').eval()
     mmpretrain.load_state_dict(convert_from_mmpoolformer(state, 'mmpretrain'), strict=False)
     reference = timm.create_model(f'poolformer_{arch}').eval()
     reference.load_state_dict(convert_from_mmpoolformer(state, 'timm'))
     return ours, mmpretrain, reference
-
-
-def _logits(model):
-    if hasattr(model, 'data_preprocessor'):
-        return lambda x: model(x, mode='tensor')
-    return model
 
 
 def _last_stage_features(model) -> Callable:
@@ -138,10 +130,10 @@ def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
 
     # (name, callable returning the compared output, input, kind of output)
     candidates = [
-        ('ours: default eval (channels_last)', _logits(ours), x, 'logits'),
-        ('ours: deploy (folded)', _logits(deployed), x, 'logits'),
-        ('ours: NCHW eager', _logits(nchw), x, 'logits'),
-        ('mmpretrain PoolFormer: NCHW eager', _logits(mmpretrain), x, 'logits'),
+        ('ours: default eval (channels_last)', TensorForward(ours), x, 'logits'),
+        ('ours: deploy (folded)', TensorForward(deployed), x, 'logits'),
+        ('ours: NCHW eager', TensorForward(nchw), x, 'logits'),
+        ('mmpretrain PoolFormer: NCHW eager', TensorForward(mmpretrain), x, 'logits'),
         ('timm: NCHW eager', reference.forward_features, x, 'features'),
         ('timm: channels_last eager', timm_cl.forward_features,
          x.contiguous(memory_format=CL), 'features'),
@@ -151,7 +143,8 @@ def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
         candidates.append(('ours: default + torch.compile', lambda t: compiled_default(t)[-1],
                            x, 'backbone'))
         compiled = torch.compile(deployed.backbone)
-        candidates.append(('ours: deploy + torch.compile', lambda t: compiled(t)[-1], x, 'backbone'))
+        candidates.append(('ours: deploy + torch.compile', lambda t: compiled(t)[-1], x,
+                           'backbone'))
         timm_compiled = torch.compile(timm_cl.forward_features)
         candidates.append(('timm: channels_last + torch.compile', timm_compiled,
                            x.contiguous(memory_format=CL), 'features'))
@@ -160,8 +153,8 @@ def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
         deployed_bf16 = copy.deepcopy(deployed).to(torch.bfloat16)
         xb = x.to(torch.bfloat16)
         candidates += [
-            ('ours: default eval, bf16', _logits(ours_bf16), xb, 'logits'),
-            ('ours: deploy, bf16', _logits(deployed_bf16), xb, 'logits'),
+            ('ours: default eval, bf16', TensorForward(ours_bf16), xb, 'logits'),
+            ('ours: deploy, bf16', TensorForward(deployed_bf16), xb, 'logits'),
         ]
 
     with torch.inference_mode():
@@ -229,32 +222,15 @@ DENSE = {
 }
 
 
-def _dense_inputs(model, kind, shape, batch):
-    h, w = shape
-    if kind == 'maskrcnn':
-        from mmdet.testing import demo_mm_inputs
-        packed = demo_mm_inputs(batch, [(3, h, w)] * batch, num_items=[3] * batch,
-                                num_classes=80, with_mask=True)
-    else:
-        from mmseg.structures import SegDataSample
-        from mmengine.structures import PixelData
-        packed = dict(inputs=[torch.randint(0, 255, (3, h, w), dtype=torch.uint8)] * batch,
-                      data_samples=[SegDataSample(
-                          gt_sem_seg=PixelData(data=torch.randint(0, 150, (1, h, w))),
-                          metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
-                          for _ in range(batch)])
-    return model.data_preprocessor(packed, True)
-
-
 def dense_step(kind: str, with_cp: bool, train: bool, batch: int, warmup: int,
                repeats: int) -> dict:
     """One configuration, run in this process; returns timings and peak memory."""
-    from mmpoolformer.apis import build_model
+    from mmpoolformer.apis import build_model, repo_config
     config, shape = DENSE[kind]
-    model = build_model(config, {'model.backbone.init_cfg': None,
-                                 'model.backbone.with_cp': with_cp})
+    model = build_model(repo_config(config), {'model.backbone.init_cfg': None,
+                                              'model.backbone.with_cp': with_cp})
     model.train(train)
-    data = _dense_inputs(model, kind, shape, batch)
+    data = dense_batch(model, [shape] * batch, train=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step():
@@ -286,16 +262,18 @@ def _status_mib(field: str) -> float:
 def dense_rows(kinds, batch=1, warmup=1, repeats=3, train=True, log=print) -> List[Row]:
     """Each configuration in a fresh process, so that peak memory is its own."""
     import json
+
+    from mmpoolformer.apis import REPO_ROOT
     rows = []
     for kind in kinds:
         results = {}
         for with_cp in (False, True):
             name = f'{kind} {"train step" if train else "inference"}, with_cp={with_cp}'
             log(f'timing {name} (subprocess) ...')
-            code = ('import json, mmpoolformer.benchmark as b; print("RESULT", json.dumps('
+            code = ('import json, mmpoolformer.analysis.benchmark as b; print("RESULT", json.dumps('
                     f'b.dense_step({kind!r}, {with_cp}, {train}, {batch}, {warmup}, {repeats})))')
             proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                                  env=dict(os.environ, PYTHONPATH=os.getcwd()))
+                                  env=dict(os.environ, PYTHONPATH=REPO_ROOT))
             if proc.returncode != 0:
                 raise RuntimeError(f'{name} failed:\n{proc.stderr[-3000:]}')
             result = json.loads(proc.stdout.split('RESULT', 1)[1])
@@ -304,7 +282,8 @@ def dense_rows(kinds, batch=1, warmup=1, repeats=3, train=True, log=print) -> Li
                             note=f'peak memory of the step {result["peak_mib"]:.0f} MiB'))
         base, cp = results[False], results[True]
         rows[-1].ratio = base['median_s'] / cp['median_s']
-        rows[-1].note += (f'; vs with_cp=False: memory {100 * (1 - cp["peak_mib"] / base["peak_mib"]):.0f}% '
+        saved = 100 * (1 - cp['peak_mib'] / base['peak_mib'])
+        rows[-1].note += (f'; vs with_cp=False: memory {saved:.0f}% '
                           f'less, time {100 * (cp["median_s"] / base["median_s"] - 1):+.0f}%')
     return rows
 
@@ -316,7 +295,8 @@ def format_table(rows: List[Row], title: str) -> str:
     for r in rows:
         diff = '' if r.max_abs_diff is None else f'{r.max_abs_diff:.1e}'
         frac = '' if r.peak_fraction is None else f'{100 * r.peak_fraction:.0f}%'
-        lines.append(f'| {r.name} | {r.img_per_s:.3g} | {r.ratio:.2f} | {diff} | {frac} | {r.note} |')
+        lines.append(f'| {r.name} | {r.img_per_s:.3g} | {r.ratio:.2f} | {diff} | {frac} '
+                     f'| {r.note} |')
     return '\n'.join(lines)
 
 

@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 from mmpoolformer.apis import check_model_config, load_config
-from mmpoolformer.errors import USER_ERRORS, UsageError
+from mmpoolformer.utils.errors import USER_ERRORS, UsageError
 
 
 def cli(main):
@@ -38,33 +38,25 @@ def add_common_args(parser):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return add_trust_arg(parser)
+    return parser
 
 
-def add_trust_arg(parser):
+def parse_args_trusting(parser):
+    """Parse the arguments of a tool that loads checkpoints: the one place that
+    adds ``--trust-checkpoint PATH`` and vouches for those files."""
+    from mmpoolformer.checkpoint import trust_checkpoint
     parser.add_argument(
         '--trust-checkpoint', action='append', default=[], metavar='PATH',
         help='allow this checkpoint (file or URL) to run code while it is unpickled; '
              'only for files you trust. Without it such files are refused.')
-    return parser
-
-
-def apply_trust(args):
-    from mmpoolformer.checkpoint import trust_checkpoint
+    args = parser.parse_args()
     for path in args.trust_checkpoint:
         trust_checkpoint(path)
-
-
-def parse_args_trusting(parser):
-    """Parse a tool's arguments, with --trust-checkpoint added and applied."""
-    args = add_trust_arg(parser).parse_args()
-    apply_trust(args)
     return args
 
 
 def prepare_config(args, checkpoint: Optional[str] = None) -> Config:
     """Apply the command-line options that OpenMMLab tools share to a config."""
-    apply_trust(args)
     cfg = load_config(args.config, args.cfg_options)
     check_model_config(cfg)
     cfg.launcher = args.launcher
@@ -83,7 +75,7 @@ def prepare_config(args, checkpoint: Optional[str] = None) -> Config:
 
 def add_custom_hook(cfg: Config, hook_type: str):
     """Append one of this project's hooks to whatever hooks the config has."""
-    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type=hook_type)]
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type=hook_type)]
 
 
 def enable_tensorboard(cfg: Config):

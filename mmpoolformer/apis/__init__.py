@@ -7,7 +7,16 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 from mmpoolformer.checkpoint import load_model_weights
-from mmpoolformer.errors import ConfigError, UsageError, closest_name_hint
+from mmpoolformer.utils.errors import ConfigError, UsageError, closest_name_hint
+
+# The repository this package sits in (its configs/ are not part of the package).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def repo_config(path: str) -> str:
+    """A config of this repository by its path from the repository root
+    (``configs/...``), whatever the working directory."""
+    return os.path.join(REPO_ROOT, path)
 
 
 def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
@@ -254,7 +263,7 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
     cfg = load_config(config)
     scope = cfg.get('default_scope', 'mmengine')
     if scope not in _INFERENCERS:
-        raise ValueError(f'{config}: no inferencer for default_scope {scope!r}')
+        raise ConfigError(f'{config}: no inferencer for default_scope {scope!r}')
     module, name = _INFERENCERS[scope]
     inferencer_cls = getattr(importlib.import_module(module), name)
     with warnings.catch_warnings():  # "weights is None": we load them below

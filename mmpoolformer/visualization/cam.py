@@ -12,31 +12,22 @@ import cv2
 import numpy as np
 import torch
 
+from mmpoolformer.analysis.inputs import TensorForward
+from mmpoolformer.apis import repo_config
+
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 
 # name -> (where the model comes from, target layer inside it, tokens to drop)
 COMPARISON_MODELS = {
-    'poolformer': ('configs/classification/poolformer_s12_in1k.py', 'backbone.stages.-1', 0),
+    'poolformer': (repo_config('configs/classification/poolformer_s12_in1k.py'),
+                   'backbone.stages.-1', 0),
     'deit': ('mmpretrain::deit/deit-small_4xb256_in1k.py', 'backbone.layers.-1.ln1', 1),
     'resnet': ('mmpretrain::resnet/resnet50_8xb32_in1k.py', 'backbone.layer4.-1', 0),
     'swin': ('mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py',
              'backbone.stages.-1.blocks.-1.ffn', 0),
     'resmlp': ('timm::resmlp_12_224', 'blocks.-1', 0),
 }
-
-
-class _Logits(torch.nn.Module):
-    """model(x) -> logits, whatever library the model comes from."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        if hasattr(self.model, 'data_preprocessor'):
-            return self.model(x, mode='tensor')
-        return self.model(x)
 
 
 def build_model(source: str, checkpoint: Optional[str] = None) -> torch.nn.Module:
@@ -99,7 +90,7 @@ def grad_cam(model: torch.nn.Module, image, target_layer: str, drop_tokens: int 
     from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     rgb, tensor = load_image(image)
-    wrapped = _Logits(model)
+    wrapped = TensorForward(model)
     with torch.no_grad():
         predicted = int(wrapped(tensor).argmax(1))
     target = ClassifierOutputTarget(predicted if target_class is None else target_class)

@@ -1,0 +1,1 @@
+"""Errors, command-line helpers of the tools, and reading training logs."""

@@ -1,0 +1,131 @@
+"""What the tests share: builders, reference models, tool runners and data options.
+
+Tests import these (``from helpers import ...``; pyproject's pytest ``pythonpath``
+puts tests/ on the path); tests/conftest.py keeps the fixtures only.
+"""
+import os
+import sys
+
+# Shared with the benchmark (mmpoolformer.analysis.inputs); tests take them from here.
+from mmpoolformer.analysis.inputs import dense_batch, randomize_  # noqa: F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def build_from_config(path, **overrides):
+    from mmpoolformer.apis import build_model
+    return build_model(os.path.join(ROOT, path), overrides or None).eval()
+
+
+def run_tool(*args, timeout=900, env=None):
+    """Run a command of tools/ from the repository root; returns CompletedProcess."""
+    import subprocess
+    cmd = [sys.executable, *args] if args[0].endswith('.py') else ['bash', *args]
+    full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def loader_options(data_root, num_workers):
+    """cfg-options that point every data loader of a config at data_root."""
+    opts = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts += [f'{loader}.dataset.data_root={data_root}',
+                 f'{loader}.num_workers={num_workers}',
+                 f'{loader}.persistent_workers={num_workers > 0}']
+    return opts
+
+
+def builtin_cls_options(data_root, max_epochs=1, num_workers=0):
+    """--cfg-options that point the built-in classification config at data_root."""
+    return ['--cfg-options', f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
+            'default_hooks.checkpoint.interval=1', *loader_options(data_root, num_workers)]
+
+
+def mmpretrain_classifier(arch='s12', num_classes=1000):
+    """mmpretrain's own PoolFormer classifier, the reference for parity."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.models import ImageClassifier
+    width = 512 if arch.startswith('s') else 768
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return ImageClassifier(
+            backbone=dict(type='PoolFormer', arch=arch),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=width)).eval()
+
+
+def official_from_mmpretrain(state_dict):
+    """Write the sail-sg layout: the mmpretrain names without 'backbone.',
+    the final norm as 'norm' and the classifier as 'head'."""
+    import re
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r'^backbone\.', '', key)
+        key = re.sub(r'^norm6\.', 'norm.', key)
+        key = re.sub(r'^head\.fc\.', 'head.', key)
+        out[key] = value
+    return out
+
+
+def last_metrics(work_dir):
+    """The last logged validation metrics of an mmengine run in work_dir."""
+    import glob
+    import json
+    # The last run that logged scalars: a later tools/test.py run in the same
+    # work_dir (the main job's) writes none.
+    logs = sorted(glob.glob(os.path.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    assert logs, f'no run in {work_dir} logged scalars'
+    scalars = [json.loads(line) for line in open(logs[-1])]
+    return [s for s in scalars
+            if 'step' in s and not any(k.startswith(('loss', 'lr')) for k in s)][-1]
+
+
+# CI runs the main job (tools/run_main.sh) before the suite and sets this, so that
+# the suite checks the main job's own classifier, COCO set and Mask R-CNN instead of
+# training the same models again (about 8 of the suite's minutes on 2 cores).
+REUSE_MAIN_JOB = os.environ.get('MMPOOLFORMER_REUSE_MAIN_JOB') == '1'
+MAIN_JOB = dict(  # what tools/run_main.sh writes, and the file that shows it finished
+    classifier=('work_dirs/poolformer_s12_builtin', 'epoch_15.pth'),
+    coco=('data/builtin/coco', 'annotations/instances_val2017.json'),
+    maskrcnn=('work_dirs/maskrcnn_poolformer_s12_builtin', 'epoch_6.pth'))
+
+
+def main_job_output(name):
+    """(folder, file) of one of the main job's outputs; fails if it is missing,
+    since reusing it was asked for."""
+    folder, file = MAIN_JOB[name]
+    folder = os.path.join(ROOT, folder)
+    path = os.path.join(folder, file)
+    assert os.path.isfile(path), (f'MMPOOLFORMER_REUSE_MAIN_JOB=1 but the main job left no '
+                                  f'{path}: run tools/run_main.sh first')
+    return folder, path
+
+
+def builtin_coco_options(data_root, pretrained, num_workers=2):
+    """--cfg-options that point a built-in detection config at data_root."""
+    return ['--cfg-options', f'model.backbone.init_cfg.checkpoint={pretrained}',
+            f'val_evaluator.ann_file={data_root}/annotations/instances_val2017.json',
+            f'test_evaluator.ann_file={data_root}/annotations/instances_val2017.json',
+            *loader_options(data_root, num_workers)]
+
+
+def builtin_seg_options(data_root, pretrained, num_workers=2):
+    """--cfg-options that point the built-in segmentation config at data_root."""
+    return ['--cfg-options', f'model.backbone.init_cfg.checkpoint={pretrained}',
+            *loader_options(data_root, num_workers)]
+
+
+def succeeded(proc):
+    """Assert a run_tool() call exited 0 (showing its output if not); returns the output."""
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def import_tool(path):
+    """A script of tools/ (e.g. 'tools/demo/app.py') imported as a module."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        os.path.splitext(os.path.basename(path))[0], os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
