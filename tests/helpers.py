@@ -71,6 +71,7 @@ def last_metrics(work_dir):
     """The last logged validation metrics of an mmengine run in work_dir."""
     import glob
     import json
+
     # The last run that logged scalars: a later tools/test.py run in the same
     # work_dir (the main job's) writes none.
     logs = sorted(glob.glob(os.path.join(work_dir, '*', 'vis_data', 'scalars.json')))

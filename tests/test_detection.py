@@ -88,6 +88,7 @@ def test_retinanet_learns(builtin_coco, builtin_classifier, tmp_path):
     assert box_map >= MIN_RETINANET_BOX
 
 
+@pytest.mark.slow
 def test_dist_train_detector_two_cpu_processes(builtin_coco, tmp_path):
     """Two gloo processes, one iteration each, and a checkpoint."""
     work = str(tmp_path)

@@ -77,6 +77,7 @@ def flowers(tmp_path_factory):
     return str(root)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config, layout', [
     ('poolformer_s12_flowers.py', 'official'),            # load_from, head skipped
     ('poolformer_s12_flowers_backbone.py', 'mmpretrain'),  # backbone init_cfg
@@ -160,6 +161,7 @@ def _fruit_options(root, pretrained):
             'val_dataloader.dataset.pipeline.1.scale=(192,160)']
 
 
+@pytest.mark.slow
 def test_detector_heads_follow_the_class_list(doc_configs, fruit, imagenet_s12, tmp_path):
     work = str(tmp_path / 'work')
     out = succeeded(run_tool('tools/train.py', doc_configs['maskrcnn_poolformer_s12_fruit.py'],
@@ -237,6 +239,7 @@ def _streets_options(root, reduce_zero_label, pretrained):
             'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('reduce_zero_label', [False, True])
 def test_segmentor_follows_the_class_list(doc_configs, imagenet_s12, tmp_path,
                                           reduce_zero_label):

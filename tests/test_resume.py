@@ -9,9 +9,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from helpers import ROOT, builtin_coco_options, loader_options, succeeded
+
+pytestmark = pytest.mark.slow  # each test trains three times
 
 # Deterministic, single-process data loading: mmengine seeds workers from the
 # run's seed alone, and EpochSeedHook (added by tools/train.py) reseeds the

@@ -69,6 +69,7 @@ def test_python_inference_api(trained_fpn, builtin_ade20k):
     assert (seg[labelled] == truth[labelled]).mean() > 0.9  # pixel accuracy; aAcc measured 98.8
 
 
+@pytest.mark.slow
 def test_dist_test_segmentor_two_cpu_processes(builtin_ade20k, tmp_path):
     """Untrained weights: this checks that two gloo processes evaluate and report."""
     import torch

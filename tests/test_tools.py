@@ -3,6 +3,7 @@ import glob
 import os
 import re
 
+import pytest
 import torch
 
 from helpers import (builtin_cls_options, mmpretrain_classifier, official_from_mmpretrain,
@@ -55,6 +56,7 @@ def test_missing_checkpoint_is_one_line():
             == 'error: checkpoint not found: /no/such/checkpoint.pth')
 
 
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes(tiny_cls_data, tmp_path):
     work = str(tmp_path / 'work')
     out = succeeded(run_tool('tools/dist_train.sh', CONFIG, '2', '--work-dir', work,
