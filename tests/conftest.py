@@ -47,7 +47,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope='session')
 def builtin_classifier(tmp_path_factory):
-    """PoolFormer-S12 trained on the built-in shapes (about 2.5 minutes on 2 cores):
+    """PoolFormer-S12 trained on the built-in shapes (about 3 minutes on 2 cores):
     the learning test checks it, and the dense-prediction tests start from it, as
     COCO and ADE20K models start from ImageNet weights. Returns (work_dir, checkpoint)."""
     if REUSE_MAIN_JOB:

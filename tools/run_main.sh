@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on built-in data, on the CPU (about 8 minutes on 2 cores):
+# The main job on built-in data, on the CPU (about 12 minutes on 2 cores):
 #  1. set up .venv (idempotent),
 #  2. draw small ImageNet- and COCO-layout data sets,
 #  3. pretrain PoolFormer-S12 on the shapes (as COCO models start from ImageNet),
