@@ -107,17 +107,17 @@ def test_detection_resumes_exactly(builtin_classifier, builtin_coco, tmp_path):
     config = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
     _, pretrained = builtin_classifier
     coco = builtin_coco_options(builtin_coco, pretrained, num_workers=0)
-    options = [*coco, 'train_cfg.max_epochs=3', 'train_cfg.val_interval=3',
-               'default_hooks.logger.interval=5', 'default_hooks.checkpoint.interval=1',
+    options = [*coco, 'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
+               'default_hooks.logger.interval=2', 'default_hooks.checkpoint.interval=1',
                'default_hooks.checkpoint.max_keep_ckpts=-1',
-               'train_dataloader.dataset.indices=40', 'val_dataloader.dataset.indices=8',
+               'train_dataloader.dataset.indices=16', 'val_dataloader.dataset.indices=8',
                *DETERMINISTIC]
     straight, killed = str(tmp_path / 'straight'), str(tmp_path / 'killed')
     succeeded(_run(_train_cmd(config, straight, options)))
     _run_and_kill_after(_train_cmd(config, killed, options), os.path.join(killed, 'epoch_1.pth'))
-    assert not os.path.exists(os.path.join(killed, 'epoch_3.pth'))
+    assert not os.path.exists(os.path.join(killed, 'epoch_2.pth'))
     succeeded(_run(_train_cmd(config, killed, options, resume=True)))
-    _assert_same_end(straight, killed, 'epoch_3.pth')
+    _assert_same_end(straight, killed, 'epoch_2.pth')
 
 
 def test_checkpoint_write_killed_midway_leaves_the_previous_one(tmp_path):
