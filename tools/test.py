@@ -14,6 +14,9 @@ def parse_args():
     parser.add_argument('--deploy', action='store_true',
                         help='fold norms, layer scales and pooling terms into the '
                              'convolutions first (model.backbone.switch_to_deploy())')
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation with the config\'s tta_model and '
+                             'tta_pipeline (segmentation: multi-scale + flip; detection: flip)')
     return R.parse_args_trusting(parser)
 
 
@@ -25,6 +28,8 @@ def main():
         R.enable_show_dir(cfg, args.show_dir)
     if args.deploy:
         R.add_custom_hook(cfg, 'mmpoolformer.DeployHook')
+    if args.tta:
+        R.enable_tta(cfg)
     runner = Runner.from_cfg(cfg)
     if args.out:
         from mmengine.evaluator import DumpResults

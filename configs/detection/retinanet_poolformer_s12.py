@@ -23,6 +23,18 @@ optim_wrapper = dict(
 train_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset'))
 val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset'))
 test_dataloader = val_dataloader
+# tools/test.py --tta: mmdet's flip test, the boxes of both views merged by NMS.
+tta_model = dict(type='DetTTAModel',
+                 tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(1333, 800), keep_ratio=True)],
+        [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+        [dict(type='LoadAnnotations', with_bbox=True)],
+        [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                               'scale_factor', 'flip', 'flip_direction'))]]),
+]
 # Accept official sail-sg / mmpretrain / timm checkpoints in load_from and tools/test.py.
 # A default hook: default_hooks merge key by key across _base_, so a child config
 # that sets its own custom_hooks keeps it.

@@ -13,6 +13,7 @@ val_dataloader = {{_base_.builtin_val_dataloader}}
 test_dataloader = val_dataloader
 val_evaluator = {{_base_.builtin_val_evaluator}}
 test_evaluator = val_evaluator
+tta_pipeline = {{_base_.builtin_tta_pipeline}}
 
 max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)

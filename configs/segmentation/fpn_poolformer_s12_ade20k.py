@@ -43,6 +43,20 @@ train_dataloader = dict(dataset=dict(dataset=dict(
 val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedADE20KDataset',
                                    pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# tools/test.py --tta: mmseg's multi-scale + flip test (its ADE20K ratios, with the
+# ResizeToMultiple(32) of mmseg's PoolFormer results); tta_model, mmseg's
+# SegTTAModel, comes from mmseg's runtime config.
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
+        [dict(type='ResizeToMultiple', size_divisor=32)],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='mmpoolformer.LoadSegAnnotationsChecked')],
+        [dict(type='PackSegInputs')]]),
+]
 # Accept official sail-sg / mmpretrain / timm checkpoints in load_from and tools/test.py.
 # A default hook: default_hooks merge key by key across _base_, so a child config
 # that sets its own custom_hooks keeps it.

@@ -8,8 +8,12 @@ from mmengine.registry import MODELS, init_default_scope
 
 from mmpoolformer.checkpoint import load_model_weights
 from mmpoolformer.utils.errors import ConfigError, UsageError, closest_name_hint
+from mmpoolformer.utils.openmmlab import register_config_package
 
-# The repository this package sits in (its configs/ are not part of the package).
+# The configs shipped with the package (a link to the repository's configs/ in a
+# checkout, a copy in a wheel).
+PACKAGE_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), '.mim', 'configs')
+# The repository this package sits in, in a checkout.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -20,9 +24,15 @@ def repo_config(path: str) -> str:
 
 
 def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
-    """Read a config (a path, or a toolbox's own as ``mmpretrain::deit/...py``),
-    with a one-line error for a path that does not exist; the heads' num_classes
-    then follow the data set's classes (:func:`sync_num_classes`)."""
+    """Read a config (a path, a toolbox's own as ``mmpretrain::deit/...py``, or
+    one of this package's as ``mmpoolformer::detection/...py``), with a one-line
+    error for a path that does not exist; the heads' num_classes then follow the
+    data set's classes (:func:`sync_num_classes`)."""
+    register_config_package()  # `mmpoolformer::` bases, in this config or its bases
+    if isinstance(config, str) and config.startswith('mmpoolformer::'):
+        # The package's own copy, found without mmengine's look-up of the installed
+        # distribution (which misses editable installs).
+        config = os.path.join(PACKAGE_CONFIGS, config.split('::', 1)[1])
     if isinstance(config, Config):
         cfg = config.copy()
     elif '::' in config:  # mmengine resolves the pkg:: form only inside _base_

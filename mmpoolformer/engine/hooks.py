@@ -1,10 +1,19 @@
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from mmpoolformer.checkpoint import (check_shapes, convert_to_mmpoolformer, get_state_dict,
                                      skipped_message)
 from mmpoolformer.registry import HOOKS
+
+
+def inner_model(runner):
+    """The model inside DDP and test-time-augmentation wrappers (whose checkpoint
+    keys mmengine's loader also unwraps)."""
+    model = runner.model
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
 
 
 @HOOKS.register_module()
@@ -24,7 +33,7 @@ class ConvertCheckpointHook(Hook):
         state_dict, layout = convert_to_mmpoolformer(get_state_dict(checkpoint))
         if layout != 'mmpoolformer':
             print_log(f'converted checkpoint from the {layout} layout', logger='current')
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = inner_model(runner)
         model_state = model.state_dict()
         source = runner.cfg.get('load_from') or 'checkpoint'
         skipped = check_shapes(model_state, state_dict, source, skip_heads=True)
@@ -42,7 +51,7 @@ class DeployHook(Hook):
     is loaded, before validation or testing; ``tools/test.py --deploy`` adds it."""
 
     def _deploy(self, runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = inner_model(runner)
         if not getattr(model.backbone, 'deployed', False):
             folded = model.backbone.switch_to_deploy()
             print_log(f'deploy: folded {folded} blocks of the backbone', logger='current')

@@ -124,6 +124,22 @@ def enable_auto_scale_lr(cfg: Config):
     cfg.auto_scale_lr.enable = True
 
 
+def enable_tta(cfg: Config):
+    """Test with the toolbox's own test-time augmentation, as its tools/test.py does:
+    the config's ``tta_model`` (mmseg SegTTAModel, mmdet DetTTAModel, mmpretrain
+    AverageClsScoreTTA) wraps the model, and ``tta_pipeline`` feeds it the views."""
+    missing = [key for key in ('tta_model', 'tta_pipeline') if not cfg.get(key)]
+    if missing:
+        why = ''
+        if cfg.get('default_scope') == 'mmdet' and 'mask_head' in cfg.model.get('roi_head', {}):
+            why = ' (mmdet 3.3\'s DetTTAModel cannot merge instance masks)'
+        raise UsageError(f'{cfg.filename}: --tta needs {" and ".join(missing)} in the config'
+                         f'{why}')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
 def enable_show_dir(cfg: Config, show_dir: str):
     """Save drawn predictions of the test set, whichever toolbox the config is for."""
     scope = cfg.get('default_scope')

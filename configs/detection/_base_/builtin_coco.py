@@ -23,6 +23,15 @@ builtin_test_pipeline = [
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
+builtin_tta_pipeline = [  # flip test (tools/test.py --tta) at the same scale
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=builtin_image_scale, keep_ratio=True)],
+        [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+        [dict(type='LoadAnnotations', with_bbox=True)],
+        [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                               'scale_factor', 'flip', 'flip_direction'))]]),
+]
 builtin_train_dataloader = dict(
     batch_size=4, num_workers=2,
     dataset=dict(data_root=builtin_data_root, metainfo=builtin_metainfo,
