@@ -190,3 +190,18 @@ def test_unsupported_toolbox_version_is_one_line(monkeypatch, package, version):
 def test_installed_versions_are_supported():
     from mmpoolformer.utils.openmmlab import check_toolbox_versions
     check_toolbox_versions()
+
+
+def test_import_check_uses_pyproject_ranges():
+    """The ranges checked on import are the ones pyproject.toml declares."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    from mmpoolformer.utils.openmmlab import SUPPORTED
+    project = tomllib.load(open(os.path.join(ROOT, 'pyproject.toml'), 'rb'))['project']
+    declared = {r.name: r.specifier for r in map(Requirement, project['dependencies'])}
+    for package, supported in SUPPORTED.items():
+        assert declared[package] == type(declared[package])(supported), package
+    assert {'timm', 'grad-cam', 'gradio', 'fvcore', 'onnx', 'onnxruntime'} <= {
+        Requirement(r).name for r in project['optional-dependencies']['tools']}
