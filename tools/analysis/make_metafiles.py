@@ -96,8 +96,6 @@ def entry(task_dir: str, config: str, params: int, macs: int) -> dict:
         weights = imagenet_weights(family, arch)
     elif task_dir == 'detection':
         results = COCO.get(name)
-        if name.startswith('maskrcnn'):
-            task = 'Instance Segmentation'
     elif family == 'poolformer':
         results = {'mIoU': ADE20K[arch]}
         weights = MMSEG_FPN.format(arch, MMSEG_FPN_STAMPS[arch])
@@ -108,7 +106,11 @@ def entry(task_dir: str, config: str, params: int, macs: int) -> dict:
         'Metadata': {'Training Data': dataset, 'Parameters': params, 'FLOPs': macs},
     }
     if results:
-        model['Results'] = [{'Task': task, 'Dataset': dataset, 'Metrics': results}]
+        # As mmdet lists Mask R-CNN: box AP under detection, mask AP under instance
+        # segmentation.
+        model['Results'] = [{'Task': task if key != 'mask AP' else 'Instance Segmentation',
+                             'Dataset': dataset, 'Metrics': {key: value}}
+                            for key, value in results.items()]
     if weights:
         model['Weights'] = weights
     return model
