@@ -145,9 +145,10 @@ def test_mim_search_lists_every_model(installed_wheel, tmp_path):
     proc = _run(installed_wheel[1], '-m', 'mim', 'search', 'mmpoolformer', '--json', str(out),
                 cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    listed = json.loads(out.read_text())
-    assert set(listed) == {os.path.splitext(os.path.basename(c))[0] for c in _configs()}
-    assert listed['fpn_poolformer_s12_ade20k']['ade20k/miou'] == 37.2
+    listed = json.loads(out.read_text())  # {field: {model: value}}
+    assert set(listed['config']) == {os.path.splitext(os.path.basename(c))[0] for c in _configs()}
+    assert listed['ade20k/miou']['fpn_poolformer_s12_ade20k'] == 37.2
+    assert listed['parameters']['poolformer_s12_in1k'] == 11915176
 
 
 @pytest.mark.slow
