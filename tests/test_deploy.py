@@ -224,3 +224,15 @@ def test_channels_last_outputs_reach_roi_align_as_nchw():
     assert torch.equal(nchw, extractor((feats[0].contiguous(), ), rois))
     # mmdet's own extractor misreads them (the bug worked around)
     assert (nchw - super(NCHWRoIExtractor, extractor).forward(feats[:1], rois)).abs().max() > 0.1
+
+
+@pytest.mark.parametrize('kind', ['fpn', 'maskrcnn'])
+def test_dense_benchmark_compares_models_with_the_same_weights(kind):
+    """The dense inference table times ours against the same model with
+    mmpretrain's PoolFormer backbone: both must compute the same features."""
+    from mmpoolformer.analysis.benchmark import build_dense_pair
+    ours, theirs = build_dense_pair(kind)
+    assert type(theirs.backbone).__module__.startswith('mmpretrain')
+    x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert _max_rel_diff(ours.extract_feat(x), theirs.extract_feat(x)) <= 1e-4  # measured 2e-6 (maskrcnn)
