@@ -88,14 +88,16 @@ def test_benchmark_runs_on_a_tiny_setting(tmp_path):
 @pytest.mark.parametrize('config', ['configs/detection/maskrcnn_poolformer_s12_builtin.py',
                                     'configs/segmentation/fpn_poolformer_s12_builtin.py'])
 def test_whole_dense_model_predicts_the_same_in_the_default_eval_path(config):
-    """The channels_last fast path inside the backbone must not change what the
-    heads see or predict. Evaluating the trained built-in Mask R-CNN with
-    channels_last *outputs* dropped box mAP from 0.829 to 0.018: mmcv's CPU
-    RoIAlign reads raw NCHW memory and ignores strides (see the test below), so
-    the backbone returns NCHW. With random head weights the predictions barely
-    depend on the RoI features, so the RoI features of fixed boxes are compared
-    as well."""
+    """The channels_last fast path must not change what the heads see or
+    predict. Our dense configs hand channels_last features to the neck
+    (``nchw_outputs=False``); evaluating the trained built-in Mask R-CNN that
+    way with mmdet's own RoI extractor dropped box mAP from 0.829 to 0.018:
+    mmcv's CPU RoIAlign reads raw NCHW memory and ignores strides (see the test
+    below), hence NCHWRoIExtractor. With random head weights the predictions
+    barely depend on the RoI features, so the RoI features of fixed boxes are
+    compared as well."""
     model = build_from_config(config, **{'model.backbone.init_cfg': None})
+    assert not model.backbone.nchw_outputs
     _trained_like(model)
     # evaluation sizes; a padded batch for the detector
     sizes = [(800, 1013), (800, 1000)] if 'detection' in config else [(512, 512)] * 2
@@ -123,8 +125,9 @@ def test_whole_dense_model_predicts_the_same_in_the_default_eval_path(config):
 
 
 def test_mmcv_roi_align_still_misreads_channels_last():
-    """Why the backbone hands NCHW to the heads. If mmcv fixes its CPU RoIAlign
-    this fails, and the .contiguous() in MetaFormer.forward can go."""
+    """Why the backbone hands NCHW to the heads by default, and why our
+    detection configs use NCHWRoIExtractor. If mmcv fixes its CPU RoIAlign this
+    fails, and both can go."""
     from mmcv.ops import RoIAlign
     features = torch.randn(1, 8, 32, 32, generator=torch.Generator().manual_seed(0))
     rois = torch.tensor([[0, 1., 2., 20., 25.]])
@@ -205,3 +208,32 @@ def test_every_path_runs_where_onednn_lacks_bf16(monkeypatch, bf16_supported):
                 assert _max_rel_diff(outs, reference) <= 2e-2  # bf16 rounding (8-bit mantissa)
     if not bf16_supported:
         assert fake.calls == []
+
+
+def test_channels_last_outputs_reach_roi_align_as_nchw():
+    from mmpoolformer.models.roi_extractors import NCHWRoIExtractor
+    backbone = PoolFormer('s12', out_indices=(0, 1, 2, 3), nchw_outputs=False).eval()
+    with torch.no_grad():
+        feats = backbone(torch.randn(1, 3, 128, 160))
+    assert all(f.is_contiguous(memory_format=torch.channels_last) for f in feats)
+    extractor = NCHWRoIExtractor(
+        roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
+        out_channels=64, featmap_strides=[4])
+    rois = torch.tensor([[0, 3., 5., 90., 70.]])
+    nchw = extractor(feats[:1], rois)
+    assert torch.equal(nchw, extractor((feats[0].contiguous(), ), rois))
+    # mmdet's own extractor misreads them (the bug worked around)
+    assert (nchw - super(NCHWRoIExtractor, extractor).forward(feats[:1], rois)).abs().max() > 0.1
+
+
+@pytest.mark.parametrize('kind', ['fpn', 'maskrcnn'])
+def test_dense_benchmark_compares_models_with_the_same_weights(kind):
+    """The dense inference table times ours against the same model with
+    mmpretrain's PoolFormer backbone: both must compute the same features."""
+    from mmpoolformer.analysis.benchmark import build_dense_pair
+    ours, theirs = build_dense_pair(kind)
+    assert type(theirs.backbone).__module__.startswith('mmpretrain')
+    x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        diff = _max_rel_diff(ours.extract_feat(x), theirs.extract_feat(x))
+    assert diff <= 1e-4  # measured 2e-6 (maskrcnn)

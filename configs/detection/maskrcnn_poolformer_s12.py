@@ -11,8 +11,14 @@ model = dict(
         type='mmpoolformer.PoolFormer',
         arch='s12',
         out_indices=(0, 1, 2, 3),
+        # Inference on CPU: channels_last features, so that the neck and the RPN
+        # run in channels_last too; the RoI extractors make them NCHW for mmcv's
+        # RoIAlign, which reads raw NCHW memory.
+        nchw_outputs=False,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(in_channels=[64, 128, 320, 512]))
+    neck=dict(in_channels=[64, 128, 320, 512]),
+    roi_head=dict(bbox_roi_extractor=dict(type='mmpoolformer.NCHWRoIExtractor'),
+                  mask_roi_extractor=dict(type='mmpoolformer.NCHWRoIExtractor')))
 
 optim_wrapper = dict(
     _delete_=True,

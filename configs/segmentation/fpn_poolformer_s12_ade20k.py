@@ -13,6 +13,9 @@ model = dict(
         type='mmpoolformer.PoolFormer',
         arch='s12',
         out_indices=(0, 1, 2, 3),
+        # Inference on CPU: channels_last features, so that the neck and the
+        # head run in channels_last too.
+        nchw_outputs=False,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 
 # The original trained in fp32; use --amp to opt in to mixed precision.

@@ -288,6 +288,67 @@ def dense_rows(kinds, batch=1, warmup=1, repeats=3, train=True, log=print) -> Li
     return rows
 
 
+def build_dense_pair(kind: str, seed: int = 0):
+    """(ours, the same detector / segmentor with mmpretrain's PoolFormer as its
+    backbone), in eval mode with the same random weights (ours converted to
+    mmpretrain's layout)."""
+    from mmpoolformer.apis import build_model, load_config, repo_config
+    from mmpoolformer.checkpoint import convert_from_mmpoolformer
+    config = repo_config(DENSE[kind][0])
+    ours = build_model(config, {'model.backbone.init_cfg': None}).eval()
+    randomize_(ours, seed, std=0.02)
+    cfg = load_config(config)
+    # mmpretrain counts downsamplings as network positions: stages are 0, 2, 4, 6.
+    cfg.model.backbone = dict(type='mmpretrain.PoolFormer', arch='s12',
+                              out_indices=(0, 2, 4, 6))
+    theirs = build_model(cfg).eval()
+    missing, unexpected = theirs.load_state_dict(
+        convert_from_mmpoolformer(ours.state_dict(), 'mmpretrain'), strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f'weights do not carry over: missing {missing}, '
+                           f'unexpected {unexpected}')
+    return ours, theirs
+
+
+def dense_inference_rows(kinds, batch=1, warmup=1, repeats=5, log=print) -> List[Row]:
+    """Whole-model inference (``mode='tensor'``: for Mask R-CNN the backbone,
+    neck, RPN with its proposal NMS, the box head on every proposal and the
+    mask head on the first 100, without post-processing) and the backbone
+    alone, ours against mmpretrain's PoolFormer backbone in the same model,
+    round-robin in one process."""
+    rows = []
+    for kind in kinds:
+        ours, theirs = build_dense_pair(kind)
+        deployed = copy.deepcopy(ours)
+        deployed.backbone.switch_to_deploy()
+        data = dense_batch(ours, [DENSE[kind][1]] * batch)
+        x, samples = data['inputs'], data['data_samples']
+        whole = {f'{kind} whole model: ours (default eval)': ours,
+                 f'{kind} whole model: ours, deployed (--deploy)': deployed,
+                 f'{kind} whole model: mmpretrain PoolFormer backbone': theirs}
+        backbones = {f'{kind} backbone alone: ours (default eval)': ours.backbone,
+                     f'{kind} backbone alone: mmpretrain PoolFormer': theirs.backbone}
+        calls = {name: functools.partial(m, x, samples, mode='tensor')
+                 for name, m in whole.items()}
+        calls.update({name: functools.partial(m, x) for name, m in backbones.items()})
+        with torch.inference_mode():
+            reference = ours.extract_feat(x)
+            diffs = {name: max((a - b).abs().max().item()
+                               for a, b in zip(m.extract_feat(x), reference))
+                     for name, m in whole.items()}
+            times = time_round_robin(calls, warmup, repeats, log)
+        kind_rows = [Row(name, batch / statistics.median(t), times_s=t)
+                     for name, t in times.items()]
+        for group in (kind_rows[:3], kind_rows[3:]):
+            for row in group:
+                row.ratio = group[0].img_per_s / row.img_per_s
+        for row in kind_rows[:3]:
+            row.max_abs_diff = diffs[row.name]
+            row.note = 'max abs diff: neck features vs ours (default eval)'
+        rows += kind_rows
+    return rows
+
+
 def format_table(rows: List[Row], title: str) -> str:
     lines = [f'### {title}', '',
              '| path | img/s | ours default / this | max abs diff | of FP32 peak | note |',

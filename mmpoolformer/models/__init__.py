@@ -1,2 +1,3 @@
 from .backbones import *  # noqa: F401,F403  (the backbones' __all__)
 from .heads import MetaFormerClsHead  # noqa: F401
+from .roi_extractors import NCHWRoIExtractor  # noqa: F401

@@ -6,6 +6,7 @@ after --warmup runs. Prints Markdown tables (and writes JSON with --json).
     python tools/analysis/benchmark.py                            # S12, batch 16, 224, fp32
     python tools/analysis/benchmark.py --arch m36 --compile --bf16 --train
     python tools/analysis/benchmark.py --dense maskrcnn fpn       # with_cp memory / time
+    python tools/analysis/benchmark.py --dense-inference maskrcnn fpn  # vs mmpretrain's backbone
 """
 import argparse
 import json
@@ -37,6 +38,9 @@ def parse_args():
                         help='add training steps (forward + backward + AdamW)')
     parser.add_argument('--dense', nargs='+', choices=list(benchmark.DENSE), default=[],
                         help='dense models: training step with and without with_cp')
+    parser.add_argument('--dense-inference', nargs='+', choices=list(benchmark.DENSE),
+                        default=[], help='dense models: whole-model inference, ours against '
+                        'the same model with mmpretrain\'s PoolFormer backbone')
     parser.add_argument('--dense-batch', type=int, default=1)
     parser.add_argument('--no-inference', action='store_true',
                         help='skip the classification inference table')
@@ -69,6 +73,13 @@ def main():
         tables.append(benchmark.format_table(
             rows, 'Dense models (S12): Mask R-CNN 1333x800 / Semantic FPN 512x512, training step'))
         report['dense'] = benchmark.rows_as_dicts(rows)
+    if args.dense_inference:
+        rows = benchmark.dense_inference_rows(args.dense_inference, args.dense_batch,
+                                              repeats=args.repeats)
+        tables.append(benchmark.format_table(
+            rows, f'Dense models (S12): Mask R-CNN 1333x800 / Semantic FPN 512x512, '
+            f'inference, batch {args.dense_batch}, fp32'))
+        report['dense_inference'] = benchmark.rows_as_dicts(rows)
     if args.bf16_agreement:
         result = benchmark.bf16_agreement(*args.bf16_agreement)
         tables.append('### bf16 vs fp32 on ' + args.bf16_agreement[0] + '\n\n' + ', '.join(

@@ -484,8 +484,14 @@ class MetaFormer(BaseModule):
         channels_last_eval (bool): At inference on CPU, run in channels_last
             memory layout, where oneDNN's convolutions are fastest (PoolFormer-S12
             about 2x NCHW eager on a 2-core AVX-512 machine; see the README's
-            performance section). Outputs are returned in NCHW, as heads
-            expect. Defaults to True.
+            performance section). Defaults to True.
+        nchw_outputs (bool): Return NCHW features from the channels_last
+            inference path, as heads expect: mmcv's CPU RoIAlign reads raw NCHW
+            memory and ignores strides. False returns channels_last features,
+            so that the neck's and heads' convolutions run in channels_last
+            too; this project's dense configs do so, with RoI extractors that
+            take either layout (``mmpoolformer.NCHWRoIExtractor``). Defaults
+            to True.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             loads sail-sg (poolformer / metaformer), mmpretrain, timm or
             mmpoolformer weights, converting the layout on the fly; ``prefix``
@@ -520,9 +526,11 @@ class MetaFormer(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  channels_last_eval: bool = True,
+                 nchw_outputs: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.channels_last_eval = channels_last_eval
+        self.nchw_outputs = nchw_outputs
         arch = self._resolve_arch(arch if arch is not None else self.default_arch)
         overrides = dict(token_mixers=token_mixers, norm_cfg=norm_cfg, act_cfg=act_cfg)
         arch.update({k: v for k, v in overrides.items() if v is not None})
@@ -649,8 +657,9 @@ class MetaFormer(BaseModule):
             x = self.stages[i](x)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(x) if self.out_norms else x
-                # Heads get NCHW: some ops (mmcv's RoIAlign on CPU) read raw NCHW memory.
-                outs.append(out.contiguous())
+                # Heads get NCHW unless told otherwise: some ops (mmcv's RoIAlign
+                # on CPU) read raw NCHW memory.
+                outs.append(out.contiguous() if self.nchw_outputs else out)
         return tuple(outs)
 
     def switch_to_deploy(self) -> int:
