@@ -95,3 +95,11 @@ def test_classifier_learns_with_amp(builtin_classifier, tmp_path):
     print(f'built-in classification top-1: {top1_amp:.1f}% with --amp (bf16), '
           f'{top1_fp32:.1f}% without')
     assert top1_amp >= MIN_TOP1 and abs(top1_amp - top1_fp32) <= MAX_GAP
+
+
+@needs_bf16
+def test_benchmark_reports_amp_step():
+    from mmpoolformer.analysis.benchmark import training_rows
+    rows = training_rows(batch=2, res=32, warmup=0, repeats=1, log=lambda *a: None, bf16=True)
+    assert rows[4].name == 'ours: train step NCHW, bf16 autocast (--amp)'
+    assert rows[4].ratio == pytest.approx(rows[0].img_per_s / rows[4].img_per_s)
