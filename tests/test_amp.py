@@ -57,6 +57,19 @@ def _run_python(code):
                           text=True, timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
 
 
+def test_amp_refused_for_detectors_on_cpu(monkeypatch):
+    """mmcv's CPU NMS (in Mask R-CNN's RPN loss) refuses bf16: a clear refusal
+    instead of its traceback."""
+    import mmpoolformer.engine
+    from mmpoolformer.apis import load_config
+    from mmpoolformer.utils.cli import enable_amp
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(mmpoolformer.engine, 'cpu_has_native_bf16', lambda: True)
+    cfg = load_config(os.path.join(ROOT, 'configs/detection/maskrcnn_poolformer_s12_builtin.py'))
+    with pytest.raises(UsageError, match='train detectors without --amp'):
+        enable_amp(cfg)
+
+
 @needs_bf16
 def test_amp_step_runs_in_bf16():
     """One train_step: the convolutions compute in bf16, parameters and their

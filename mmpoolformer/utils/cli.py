@@ -124,6 +124,11 @@ def enable_amp(cfg: Config):
                                                              'mmengine.OptimWrapper'):
         raise UsageError(f'{cfg.filename}: --amp on the CPU replaces optim_wrapper.type '
                          f'OptimWrapper, not {cfg.optim_wrapper.type}')
+    if cfg.get('default_scope') == 'mmdet':
+        # RPN proposals go through mmcv's CPU NMS inside the loss, which fails on bf16
+        raise UsageError(f'{cfg.filename}: --amp on the CPU trains classifiers and segmentors; '
+                         'mmcv\'s CPU NMS and RoIAlign take fp32 only, so train detectors '
+                         'without --amp')
     cfg.optim_wrapper.type = 'mmpoolformer.CPUBf16OptimWrapper'
 
 
