@@ -8,6 +8,7 @@ The scope prefix also keeps ours apart from mmpretrain's own ``PoolFormer``.
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
@@ -15,6 +16,8 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmpoolformer',
                   locations=['mmpoolformer.models'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmpoolformer',
                  locations=['mmpoolformer.engine'])
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmpoolformer',
+                          locations=['mmpoolformer.engine'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmpoolformer',
                     locations=['mmpoolformer.datasets'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmpoolformer',

@@ -11,7 +11,9 @@ def parse_args():
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or from the latest one in '
                         'the work dir when no path is given')
-    parser.add_argument('--amp', action='store_true', help='mixed precision (CUDA)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: fp16 on CUDA, bf16 autocast on a CPU '
+                        'with AVX-512 BF16 or AMX')
     parser.add_argument('--tensorboard', action='store_true',
                         help='also log to TensorBoard (same as tensorboard = True in the config)')
     parser.add_argument('--auto-scale-lr', action='store_true',

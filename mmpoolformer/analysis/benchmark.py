@@ -118,7 +118,8 @@ def _last_stage_features(model) -> Callable:
 # Inference
 # --------------------------------------------------------------------------- #
 def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
-                   compile_models=False, bf16=False, log=print) -> List[Row]:
+                   compile_models=False, bf16=False, log=print,
+                   onnxruntime=False) -> List[Row]:
     ours, mmpretrain, reference = build_models(arch)
     x = torch.randn(batch, 3, res, res, generator=torch.Generator().manual_seed(1))
     macs = count_macs(ours, (res, res))
@@ -157,6 +158,9 @@ def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
             ('ours: deploy, bf16', TensorForward(deployed_bf16), xb, 'logits'),
         ]
 
+    if onnxruntime:
+        candidates += onnxruntime_candidates(ours, x, log)
+
     with torch.inference_mode():
         expected = {'logits': nchw(x, mode='tensor'),
                     'features': _last_stage_features(copy.deepcopy(nchw))(x),
@@ -181,10 +185,36 @@ def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
     return rows
 
 
+def onnxruntime_candidates(model, x: torch.Tensor, log=print) -> list:
+    """Inference rows of ONNX Runtime (CPU, fp32, as many threads as torch) on
+    our classifier exported by ``mmpoolformer.deployment`` (dynamic batch), with
+    all of its graph optimisations and with none."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from mmpoolformer.deployment import export_onnx
+    path = tempfile.mkstemp(suffix='.onnx')[1]
+    export_onnx(model, path, shape=x.shape[2:], log=log)
+    candidates = []
+    for level in ('ORT_ENABLE_ALL', 'ORT_DISABLE_ALL'):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+        def run(t, session=session):
+            return torch.from_numpy(session.run(None, {'image': t.numpy()})[0])
+        candidates.append((f'ONNX Runtime {ort.__version__}: fp32, {level}', run, x, 'logits'))
+    os.remove(path)
+    return candidates
+
+
 # --------------------------------------------------------------------------- #
 # Training step (forward + backward + optimizer)
 # --------------------------------------------------------------------------- #
-def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print) -> List[Row]:
+def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
+                  bf16=False) -> List[Row]:
     ours, _, reference = build_models(arch)
     x = torch.randn(batch, 3, res, res)
     labels = torch.randint(0, 1000, (batch, ))
@@ -205,12 +235,32 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print)
             torch.nn.functional.cross_entropy(logits(model, inp), labels).backward()
             optimizer.step()
         steps[name] = step
+    if bf16:
+        steps['ours: train step NCHW, bf16 autocast (--amp)'] = _amp_step(ours, x, labels)
     times = time_round_robin(steps, warmup, repeats, log)
     rows = [Row(name, batch / statistics.median(t), times_s=t) for name, t in times.items()]
     for pair in (rows[0:2], rows[2:4]):
         for row in pair:
             row.ratio = pair[0].img_per_s / row.img_per_s
+    if bf16:
+        rows[4].ratio = rows[0].img_per_s / rows[4].img_per_s
+        rows[4].note = (f'step time bf16 / fp32 (NCHW, as tools/train.py runs): '
+                        f'{rows[4].ratio:.2f}')
     return rows
+
+
+def _amp_step(model, x, labels) -> Callable:
+    """The training step of ``tools/train.py --amp`` on the CPU: the optim
+    wrapper it configures (bf16 autocast around forward and loss)."""
+    from mmpoolformer.engine import CPUBf16OptimWrapper
+    model = copy.deepcopy(model).train()
+    wrapper = CPUBf16OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-4))
+
+    def step():
+        with wrapper.optim_context(model):
+            loss = torch.nn.functional.cross_entropy(model(x, mode='tensor'), labels)
+        wrapper.update_params(loss)
+    return step
 
 
 # --------------------------------------------------------------------------- #

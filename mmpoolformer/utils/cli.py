@@ -110,11 +110,26 @@ def _use_cpu_distributed(cfg: Config):
 
 
 def enable_amp(cfg: Config):
-    if not torch.cuda.is_available():
-        raise UsageError('--amp needs a CUDA device: mmengine\'s '
-                         'AmpOptimWrapper does not run on the CPU')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    """Mixed precision: fp16 with loss scaling on CUDA (mmengine's
+    AmpOptimWrapper), bf16 autocast on a CPU that computes in bf16."""
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        return
+    from mmpoolformer.engine import cpu_has_native_bf16
+    if not cpu_has_native_bf16():
+        raise UsageError('--amp without CUDA needs a CPU with native bf16 (AVX-512 BF16 or '
+                         'AMX); this one has neither, train in fp32 (drop --amp)')
+    if cfg.optim_wrapper.get('type', 'OptimWrapper') not in ('OptimWrapper',
+                                                             'mmengine.OptimWrapper'):
+        raise UsageError(f'{cfg.filename}: --amp on the CPU replaces optim_wrapper.type '
+                         f'OptimWrapper, not {cfg.optim_wrapper.type}')
+    if cfg.get('default_scope') == 'mmdet':
+        # RPN proposals go through mmcv's CPU NMS inside the loss, which fails on bf16
+        raise UsageError(f'{cfg.filename}: --amp on the CPU trains classifiers and segmentors; '
+                         'mmcv\'s CPU NMS and RoIAlign take fp32 only, so train detectors '
+                         'without --amp')
+    cfg.optim_wrapper.type = 'mmpoolformer.CPUBf16OptimWrapper'
 
 
 def enable_auto_scale_lr(cfg: Config):

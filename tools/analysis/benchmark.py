@@ -5,6 +5,7 @@ after --warmup runs. Prints Markdown tables (and writes JSON with --json).
 
     python tools/analysis/benchmark.py                            # S12, batch 16, 224, fp32
     python tools/analysis/benchmark.py --arch m36 --compile --bf16 --train
+    python tools/analysis/benchmark.py --onnxruntime             # + ONNX Runtime rows
     python tools/analysis/benchmark.py --dense maskrcnn fpn       # with_cp memory / time
     python tools/analysis/benchmark.py --dense-inference maskrcnn fpn  # vs mmpretrain's backbone
 """
@@ -31,7 +32,11 @@ def parse_args():
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--compile', action='store_true',
                         help='add torch.compile rows (ours deployed, timm channels_last)')
-    parser.add_argument('--bf16', action='store_true', help='add bf16 inference rows')
+    parser.add_argument('--bf16', action='store_true',
+                        help='add bf16 inference rows (and with --train the --amp step)')
+    parser.add_argument('--onnxruntime', action='store_true',
+                        help='add ONNX Runtime rows (our export, fp32, with and without '
+                             'its graph optimisations)')
     parser.add_argument('--bf16-agreement', nargs=2, metavar=('CONFIG', 'CHECKPOINT'),
                         help='top-1 of fp32 vs bf16 on CONFIG\'s test set')
     parser.add_argument('--train', action='store_true',
@@ -60,12 +65,13 @@ def main():
     setting = f'PoolFormer-{args.arch.upper()}, batch {args.batch}, {args.res}x{args.res}'
     if not args.no_inference:
         rows = benchmark.inference_rows(args.arch, args.batch, args.res, args.warmup,
-                                        args.repeats, args.compile, args.bf16)
+                                        args.repeats, args.compile, args.bf16,
+                                        onnxruntime=args.onnxruntime)
         tables.append(benchmark.format_table(rows, f'Inference, {setting}, fp32'))
         report['inference'] = benchmark.rows_as_dicts(rows)
     if args.train:
         rows = benchmark.training_rows(args.arch, args.batch, args.res,
-                                       repeats=args.repeats)
+                                       repeats=args.repeats, bf16=args.bf16)
         tables.append(benchmark.format_table(rows, f'Training step, {setting}, fp32'))
         report['training'] = benchmark.rows_as_dicts(rows)
     if args.dense:
