@@ -5,6 +5,7 @@ imports nothing but the standard library and torch), to choose the mmcv build:
 
     python mmpoolformer/utils/build_env.py choose 2.1.0    # NAME=VALUE lines
     python mmpoolformer/utils/build_env.py installed 2.1.0 1  # exit 0: fits
+    python mmpoolformer/utils/build_env.py check-cuda   # CUDA ops? else one line, exit 1
 
 mmcv's CUDA ops are built when torch has CUDA, ``nvcc`` is found, and a GPU is
 visible (or ``MMPOOLFORMER_FORCE_CUDA=1``, e.g. on a login node without GPUs);
@@ -132,18 +133,24 @@ def _installed_fits(mmcv_version: str, need_cuda: bool) -> bool:
 
 
 def main(argv) -> int:
-    command, mmcv_version = argv[0], argv[1]
+    command = argv[0]
     if command == 'choose':
         try:
-            choices = mmcv_build_choices(mmcv_version)
+            choices = mmcv_build_choices(argv[1])
         except ValueError as err:
             print(f'error: {err}', file=sys.stderr)
             return 2
         print('\n'.join(f'{k}={v}' for k, v in choices.items()))
         return 0
     if command == 'installed':
-        return 0 if _installed_fits(mmcv_version, argv[2] == '1') else 1
-    print(f'error: unknown command {command!r} (choose, installed)', file=sys.stderr)
+        return 0 if _installed_fits(argv[1], argv[2] == '1') else 1
+    if command == 'check-cuda':
+        problem = mmcv_ops_problem(cuda_run=True)
+        if problem is not None:
+            print(f'error: {problem}', file=sys.stderr)
+        return 0 if problem is None else 1
+    print(f'error: unknown command {command!r} (choose, installed, check-cuda)',
+          file=sys.stderr)
     return 2
 
 
