@@ -87,8 +87,12 @@ if ! "$VENV/bin/python" "$BUILD_ENV" installed "$MMCV_VER" "$FORCE_CUDA" 2>/dev/
 fi
 
 log "installing runtime and test requirements"
+# The cached wheel (if any: an mmcv that fits may be installed without one) keeps pip
+# from building mmcv again for mmdet's requirement.
+MMCV_WHEEL=("$WHEEL_DIR"/mmcv-*.whl)
+[[ -f "${MMCV_WHEEL[0]}" ]] || MMCV_WHEEL=()
 "${PIP[@]}" install -q -c "$REQ/constraints.txt" -r "$REQ/runtime.txt" -r "$REQ/tests.txt" \
-    "$WHEEL_DIR"/mmcv-*.whl
+    "${MMCV_WHEEL[@]}"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 # A later install may have moved setuptools past the pkg_resources removal.
 "${PIP[@]}" install -q -c "$REQ/constraints.txt" setuptools
