@@ -14,6 +14,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}
+export PYTHON  # tools/dist_run.sh runs the same interpreter
 DRY_RUN=0
 if [[ "${1:-}" == --dry-run ]]; then DRY_RUN=1; shift; fi
 WORK=${1:-work_dirs/gpu_check}
