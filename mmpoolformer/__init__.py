@@ -6,4 +6,11 @@ from .utils.openmmlab import check_toolbox_versions  # noqa: E402
 # Before the toolboxes are imported: an unsupported one fails here in one line.
 check_toolbox_versions()
 
+from .utils.build_env import mmcv_ops_problem as _mmcv_ops_problem  # noqa: E402
+
+# mmseg and mmdet import mmcv.ops: without compiled ops, say what to reinstall in one
+# line instead of their traceback.
+if (_problem := _mmcv_ops_problem(cuda_run=False)) is not None:
+    raise ImportError(_problem)
+
 from . import datasets, engine, models  # noqa: F401,E402  (registers modules)

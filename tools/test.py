@@ -1,9 +1,13 @@
 """Evaluate a checkpoint (any PoolFormer layout) with a config's test set and metric."""
 import argparse
+import sys
 
 from mmengine.runner import Runner
 
-from mmpoolformer.utils import cli as R
+try:
+    from mmpoolformer.utils import cli as R
+except ImportError as err:  # e.g. mmcv without its compiled ops: the message says what to do
+    sys.exit(f'error: {err}')
 
 
 def parse_args():

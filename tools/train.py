@@ -1,9 +1,13 @@
 """Train any mmpoolformer config (classification, detection, segmentation)."""
 import argparse
+import sys
 
 from mmengine.runner import Runner
 
-from mmpoolformer.utils import cli as R
+try:
+    from mmpoolformer.utils import cli as R
+except ImportError as err:  # e.g. mmcv without its compiled ops: the message says what to do
+    sys.exit(f'error: {err}')
 
 
 def parse_args():

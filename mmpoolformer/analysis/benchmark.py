@@ -59,19 +59,34 @@ def time_round_robin(calls: dict, warmup: int, repeats: int, log=print) -> dict:
     return times
 
 
-def matmul_peak_gflops(repeats: int = 5) -> float:
+def synchronized(fn: Callable, device='cpu') -> Callable:
+    """``fn`` that returns only when the device has finished its work (CUDA runs
+    asynchronously: without this a timer measures the launch)."""
+    if torch.device(device).type != 'cuda':
+        return fn
+
+    def run(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        torch.cuda.synchronize()
+        return out
+    return run
+
+
+def matmul_peak_gflops(repeats: int = 5, device='cpu') -> float:
     """The machine's FP32 matmul rate: the best of square GEMMs (torch.mm) and
-    the GEMMs of PoolFormer's MLPs as oneDNN 1x1 convolutions (batch 16, each
-    stage's width and 224x224 token grid), each the fastest of ``repeats``."""
+    the GEMMs of PoolFormer's MLPs as 1x1 convolutions (oneDNN on the CPU;
+    batch 16, each stage's width and 224x224 token grid), each the fastest of
+    ``repeats``."""
     best = 0.0
     with torch.inference_mode():
         for n in (2048, 4096):
-            a, b = torch.randn(n, n), torch.randn(n, n)
-            best = max(best, 2 * n ** 3 / min(time_call(lambda: a @ b, 1, repeats)) / 1e9)
+            a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+            t = min(time_call(synchronized(lambda: a @ b, device), 1, repeats))
+            best = max(best, 2 * n ** 3 / t / 1e9)
         for dim, side in ((64, 56), (128, 28), (320, 14), (512, 7)):
-            x = torch.randn(16, dim, side, side).contiguous(memory_format=CL)
-            conv = torch.nn.Conv2d(dim, 4 * dim, 1, bias=False)
-            t = min(time_call(lambda: conv(x), 1, repeats))
+            x = torch.randn(16, dim, side, side, device=device).contiguous(memory_format=CL)
+            conv = torch.nn.Conv2d(dim, 4 * dim, 1, bias=False).to(device)
+            t = min(time_call(synchronized(lambda: conv(x), device), 1, repeats))
             best = max(best, 2 * 16 * side * side * dim * 4 * dim / t / 1e9)
     return best
 
@@ -118,10 +133,10 @@ def _last_stage_features(model) -> Callable:
 # Inference
 # --------------------------------------------------------------------------- #
 def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
-                   compile_models=False, bf16=False, log=print,
-                   onnxruntime=False) -> List[Row]:
-    ours, mmpretrain, reference = build_models(arch)
-    x = torch.randn(batch, 3, res, res, generator=torch.Generator().manual_seed(1))
+                   compile_models=False, bf16=False, log=print, device='cpu',
+                   fp16=False, onnxruntime=False) -> List[Row]:
+    ours, mmpretrain, reference = (m.to(device) for m in build_models(arch))
+    x = torch.randn(batch, 3, res, res, generator=torch.Generator().manual_seed(1)).to(device)
     macs = count_macs(ours, (res, res))
     nchw = copy.deepcopy(ours)
     nchw.backbone.channels_last_eval = False
@@ -149,14 +164,26 @@ def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
         timm_compiled = torch.compile(timm_cl.forward_features)
         candidates.append(('timm: channels_last + torch.compile', timm_compiled,
                            x.contiguous(memory_format=CL), 'features'))
-    if bf16:
-        ours_bf16 = copy.deepcopy(ours).to(torch.bfloat16)
-        deployed_bf16 = copy.deepcopy(deployed).to(torch.bfloat16)
-        xb = x.to(torch.bfloat16)
+    if torch.device(device).type == 'cuda':  # channels_last is not the default there
+        candidates.insert(1, ('ours: channels_last (model and input)', TensorForward(
+            copy.deepcopy(ours).to(memory_format=CL)), x.contiguous(memory_format=CL), 'logits'))
+    for dtype, name, wanted in ((torch.bfloat16, 'bf16', bf16), (torch.float16, 'fp16', fp16)):
+        if not wanted:
+            continue
+        xh = x.to(dtype)
         candidates += [
-            ('ours: default eval, bf16', TensorForward(ours_bf16), xb, 'logits'),
-            ('ours: deploy, bf16', TensorForward(deployed_bf16), xb, 'logits'),
+            (f'ours: default eval, {name}', TensorForward(copy.deepcopy(ours).to(dtype)), xh,
+             'logits'),
+            (f'ours: deploy, {name}', TensorForward(copy.deepcopy(deployed).to(dtype)), xh,
+             'logits'),
         ]
+        if torch.device(device).type == 'cuda':  # on a GPU the peers run in half precision too
+            candidates += [
+                (f'mmpretrain PoolFormer: {name}',
+                 TensorForward(copy.deepcopy(mmpretrain).to(dtype)), xh, 'logits'),
+                (f'timm: channels_last, {name}', copy.deepcopy(timm_cl).to(dtype).forward_features,
+                 xh.contiguous(memory_format=CL), 'features'),
+            ]
 
     if onnxruntime:
         candidates += onnxruntime_candidates(ours, x, log)
@@ -165,13 +192,13 @@ def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
         expected = {'logits': nchw(x, mode='tensor'),
                     'features': _last_stage_features(copy.deepcopy(nchw))(x),
                     'backbone': nchw.backbone(x)[-1]}
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops(device=device)
     log(f'FP32 matmul peak measured: {peak:.0f} GFLOP/s')
     with torch.inference_mode():
         outputs = {name: fn(inp) for name, fn, inp, _ in candidates}
         times = time_round_robin(
-            {name: functools.partial(fn, inp) for name, fn, inp, _ in candidates},
-            warmup, repeats, log)
+            {name: synchronized(functools.partial(fn, inp), device)
+             for name, fn, inp, _ in candidates}, warmup, repeats, log)
     rows = []
     for name, fn, inp, kind in candidates:
         img_s = batch / statistics.median(times[name])

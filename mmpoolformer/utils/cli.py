@@ -10,6 +10,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 from mmpoolformer.apis import check_model_config, load_config
+from mmpoolformer.utils.build_env import mmcv_ops_problem
 from mmpoolformer.utils.errors import USER_ERRORS, UsageError
 
 
@@ -58,6 +59,7 @@ def parse_args_trusting(parser):
 def prepare_config(args, checkpoint: Optional[str] = None) -> Config:
     """Apply the command-line options that OpenMMLab tools share to a config."""
     cfg = load_config(args.config, args.cfg_options)
+    check_mmcv_ops(cfg)
     check_model_config(cfg)
     cfg.launcher = args.launcher
     if 'LOCAL_RANK' not in os.environ:
@@ -71,6 +73,16 @@ def prepare_config(args, checkpoint: Optional[str] = None) -> Config:
     if cfg.get('tensorboard', False) or getattr(args, 'tensorboard', False):
         enable_tensorboard(cfg)
     return cfg
+
+
+def check_mmcv_ops(cfg: Config):
+    """Detectors and segmentors run mmcv's ops (RoIAlign, NMS...) on the run's
+    device: a CUDA run needs an mmcv built with CUDA ops, or it fails mid-way.
+    Classifiers use none."""
+    cuda_run = torch.cuda.is_available() and cfg.get('default_scope') != 'mmpretrain'
+    problem = mmcv_ops_problem(cuda_run)
+    if problem is not None:
+        raise UsageError(problem)
 
 
 def add_custom_hook(cfg: Config, hook_type: str):

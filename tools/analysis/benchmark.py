@@ -8,6 +8,7 @@ after --warmup runs. Prints Markdown tables (and writes JSON with --json).
     python tools/analysis/benchmark.py --onnxruntime             # + ONNX Runtime rows
     python tools/analysis/benchmark.py --dense maskrcnn fpn       # with_cp memory / time
     python tools/analysis/benchmark.py --dense-inference maskrcnn fpn  # vs mmpretrain's backbone
+    python tools/analysis/benchmark.py --device cuda --fp16 --bf16 --batch 64   # on a GPU
 """
 import argparse
 import json
@@ -18,6 +19,7 @@ import torch
 
 from mmpoolformer.analysis import benchmark
 from mmpoolformer.utils.cli import cli
+from mmpoolformer.utils.errors import UsageError
 
 
 def parse_args():
@@ -37,6 +39,9 @@ def parse_args():
     parser.add_argument('--onnxruntime', action='store_true',
                         help='add ONNX Runtime rows (our export, fp32, with and without '
                              'its graph optimisations)')
+    parser.add_argument('--fp16', action='store_true', help='add fp16 inference rows')
+    parser.add_argument('--device', default='cpu',
+                        help='run the inference table here, e.g. cuda (default: cpu)')
     parser.add_argument('--bf16-agreement', nargs=2, metavar=('CONFIG', 'CHECKPOINT'),
                         help='top-1 of fp32 vs bf16 on CONFIG\'s test set')
     parser.add_argument('--train', action='store_true',
@@ -56,9 +61,13 @@ def parse_args():
 @cli
 def main():
     args = parse_args()
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        raise UsageError(f'--device {args.device}: torch sees no CUDA device here')
     torch.set_num_threads(args.threads)
     machine = (f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
                f'{args.threads} threads, torch {torch.__version__}')
+    if args.device.startswith('cuda'):
+        machine += f', {torch.cuda.get_device_name(args.device)}'
     print(f'machine: {machine}')
     report = dict(machine=machine, args=vars(args))
     tables = []
@@ -66,7 +75,8 @@ def main():
     if not args.no_inference:
         rows = benchmark.inference_rows(args.arch, args.batch, args.res, args.warmup,
                                         args.repeats, args.compile, args.bf16,
-                                        onnxruntime=args.onnxruntime)
+                                        onnxruntime=args.onnxruntime,
+                                        device=args.device, fp16=args.fp16)
         tables.append(benchmark.format_table(rows, f'Inference, {setting}, fp32'))
         report['inference'] = benchmark.rows_as_dicts(rows)
     if args.train:

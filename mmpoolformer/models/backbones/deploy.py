@@ -94,20 +94,23 @@ class DeployedPoolFormerBlock(nn.Module):
         from .metaformer import LayerScale
         super().__init__()
         norm1, norm2, mlp = block.norm1, block.norm2, block.mlp
-        ls1 = _scale_vector(block.layer_scale1, norm1.num_channels)
-        ls2 = _scale_vector(block.layer_scale2, norm2.num_channels)
+        # Folded where the block lives (a CUDA model stays on its GPU), in its dtype.
+        like = mlp.fc1.weight
+        ls1 = _scale_vector(block.layer_scale1, like, norm1.num_channels)
+        ls2 = _scale_vector(block.layer_scale2, like, norm2.num_channels)
         self.pool = block.token_mixer.pool
         self.eps1, self.eps2 = norm1.eps, norm2.eps
-        self.register_buffer('mixer_scale', (ls1 * _affine(norm1)[0]).view(1, -1, 1, 1))
+        self.register_buffer('mixer_scale', (ls1 * _affine(norm1, like)[0]).view(1, -1, 1, 1))
         for name in ('res_scale1', 'res_scale2'):  # None: no residual scale
             scale = getattr(block, name)
             self.register_buffer(name, scale.scale.detach().view(1, -1, 1, 1)
                                  if isinstance(scale, LayerScale) else None)
-        weight2, bias2 = _affine(norm2)
+        weight2, bias2 = _affine(norm2, like)
         self.mlp = copy.deepcopy(mlp)
         with torch.no_grad():
             fc1, fc2 = self.mlp.fc1, self.mlp.fc2
-            fc1_bias = fc1.bias if fc1.bias is not None else torch.zeros(fc1.out_channels)
+            fc1_bias = fc1.bias if fc1.bias is not None else fc1.weight.new_zeros(
+                fc1.out_channels)
             fc1.bias = nn.Parameter(fc1_bias + fc1.weight.flatten(1) @ bias2)
             fc1.weight.mul_(weight2.view(1, -1, 1, 1))
             fc2.weight.mul_(ls2.view(-1, 1, 1, 1))
@@ -119,12 +122,13 @@ class DeployedPoolFormerBlock(nn.Module):
         # GroupNorm's own 1/sigma (its normalised output is not needed here);
         # Tensor.var is some 10x slower than this on CPU.
         rstd = torch.native_group_norm(x, None, None, n, c, h * w, 1, self.eps1)[2]
-        mixer_scale = self.mixer_scale * rstd.view(n, 1, 1, 1)
+        # In x's dtype: under autocast x is fp16/bf16 and the buffers fp32.
+        mixer_scale = self.mixer_scale.to(x.dtype) * rstd.view(n, 1, 1, 1).to(x.dtype)
         if self.res_scale1 is None:
             x = torch.lerp(x, self.pool(x), mixer_scale)
         else:
-            x = torch.addcmul(x * self.res_scale1, mixer_scale, self.pool(x) - x)
-        residual = x if self.res_scale2 is None else x * self.res_scale2
+            x = torch.addcmul(x * self.res_scale1.to(x.dtype), mixer_scale, self.pool(x) - x)
+        residual = x if self.res_scale2 is None else x * self.res_scale2.to(x.dtype)
         return self.mlp(F.group_norm(x, 1, eps=self.eps2), residual=residual)
 
     @staticmethod
@@ -136,16 +140,16 @@ class DeployedPoolFormerBlock(nn.Module):
                         for nm in (block.norm1, block.norm2)))
 
 
-def _affine(norm: nn.GroupNorm):
-    """(weight, bias) of a norm, ones / zeros where it has none."""
-    ones = torch.ones(norm.num_channels)
+def _affine(norm: nn.GroupNorm, like: torch.Tensor):
+    """(weight, bias) of a norm, ones / zeros (on ``like``'s device) where it has none."""
+    ones = like.new_ones(norm.num_channels)
     weight = norm.weight.detach() if norm.weight is not None else ones
     bias = norm.bias.detach() if norm.bias is not None else torch.zeros_like(ones)
     return weight, bias
 
 
-def _scale_vector(layer_scale: nn.Module, dim: int) -> torch.Tensor:
+def _scale_vector(layer_scale: nn.Module, like: torch.Tensor, dim: int) -> torch.Tensor:
     from .metaformer import LayerScale
     if isinstance(layer_scale, LayerScale):
         return layer_scale.scale.detach()
-    return torch.ones(dim)
+    return like.new_ones(dim)
