@@ -3,6 +3,7 @@ import argparse
 
 from mmengine.runner import Runner
 
+from mmpoolformer.checkpoint import mmengine_loads_through_load_file
 from mmpoolformer.utils import cli as R
 
 
@@ -29,7 +30,9 @@ def main():
     if args.out:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    runner.test()
+    # The checkpoint is read through mmpoolformer.checkpoint.load_file.
+    with mmengine_loads_through_load_file():
+        runner.test()
 
 
 if __name__ == '__main__':

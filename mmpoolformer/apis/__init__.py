@@ -260,7 +260,7 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
     """
     import importlib
     import warnings
-    cfg = load_config(config)
+    cfg = _with_inferencer_loader(load_config(config))
     scope = cfg.get('default_scope', 'mmengine')
     if scope not in _INFERENCERS:
         raise ConfigError(f'{config}: no inferencer for default_scope {scope!r}')
@@ -284,6 +284,20 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
     if scope == 'mmpretrain':
         inferencer.classes = model.dataset_meta.get('classes')
     return inferencer
+
+
+def _with_inferencer_loader(cfg: Config) -> Config:
+    """The config with ``LoadImageFromFile`` for ``mmpoolformer.LoadImageChecked``
+    in its test pipeline: the toolboxes' inferencers find the loader by that name
+    to put their own in its place (inputs are checked by :func:`check_image`)."""
+    import copy
+    cfg = copy.deepcopy(cfg)
+    pipeline = cfg.test_dataloader.dataset.get('pipeline') or []
+    for i, transform in enumerate(pipeline):
+        if transform.get('type') == 'mmpoolformer.LoadImageChecked':
+            pipeline[i] = {k: v for k, v in transform.items() if k != 'on_error'}
+            pipeline[i]['type'] = 'LoadImageFromFile'
+    return cfg
 
 
 def _dataset_meta(cfg: Config) -> dict:
@@ -327,14 +341,17 @@ def check_image(image, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = 'input'
                          f'limit of {max_pixels} (max_pixels); downscale it or raise the limit')
 
 
-def _check_inputs(inputs, max_pixels):
+def _checked_inputs(inputs, max_pixels) -> list:
+    """The inputs as the list the inferencer will run on, each checked: a folder
+    becomes its files (what the toolboxes' inferencers would list themselves), so
+    that nothing in it escapes the check."""
     if isinstance(inputs, (str, os.PathLike)) and os.path.isdir(inputs):
-        for name in sorted(os.listdir(inputs)):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                check_image(os.path.join(inputs, name), max_pixels)
-    else:
-        for item in (inputs if isinstance(inputs, (list, tuple)) else [inputs]):
-            check_image(item, max_pixels)
+        inputs = [os.path.join(inputs, name) for name in sorted(os.listdir(inputs))
+                  if os.path.isfile(os.path.join(inputs, name))]
+    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    for item in inputs:
+        check_image(item, max_pixels)
+    return inputs
 
 
 def inference(config: Union[str, Config], checkpoint: Optional[str], inputs,
@@ -345,7 +362,7 @@ def inference(config: Union[str, Config], checkpoint: Optional[str], inputs,
     for detection, drawn from ``score_thr`` up). Inputs that are not images or
     exceed ``max_pixels`` are refused (UsageError) before anything runs.
     Returns the toolbox inferencer's result dict."""
-    _check_inputs(inputs, max_pixels)
+    inputs = _checked_inputs(inputs, max_pixels)
     cfg = load_config(config)
     inferencer = build_inferencer(cfg, checkpoint, device)
     scope = cfg.get('default_scope')

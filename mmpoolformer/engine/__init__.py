@@ -1,2 +1,3 @@
-from .hooks import ConvertCheckpointHook, DeployHook  # noqa: F401
-from .resume import AtomicLocalBackend, EpochSeedHook  # noqa: F401
+from .hooks import ConvertCheckpointHook, DeployHook, NonFiniteLossHook  # noqa: F401
+from .resume import (ATOMIC_BACKEND, AtomicCheckpointHook, AtomicLocalBackend,  # noqa: F401
+                     ExactResumeHook, register_atomic_backend)
