@@ -220,6 +220,39 @@ def test_last_checkpoint_is_never_written_in_place(tmp_path, monkeypatch):
     assert os.listdir(work / '.last_checkpoint.staging') == []
 
 
+def test_iteration_resume_skips_trained_batches_without_loading_them():
+    """ExactResumeHook on a resume at iteration 3: mmengine's skip loop gets 3
+    placeholders, no sample is loaded for them, and the next batch is the 4th
+    batch of the sampler's stream, as in an uninterrupted run."""
+    from types import SimpleNamespace
+
+    from mmengine.dataset import InfiniteSampler
+    from torch.utils.data import DataLoader
+
+    from mmpoolformer.engine import ExactResumeHook
+
+    class Counting(torch.utils.data.Dataset):
+        loaded = []
+
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, index):
+            self.loaded.append(index)
+            return index
+
+    dataset = Counting()
+    stream = iter(InfiniteSampler(dataset, shuffle=True, seed=5))
+    uninterrupted = [[next(stream) for _ in range(2)] for _ in range(5)]
+    loader = DataLoader(dataset, batch_size=2, collate_fn=list,
+                        sampler=InfiniteSampler(dataset, shuffle=True, seed=5))
+    loop = SimpleNamespace(dataloader=loader, dataloader_iterator=None)
+    ExactResumeHook._skip_trained_batches(SimpleNamespace(train_loop=loop, iter=3))
+    assert [next(loop.dataloader_iterator) for _ in range(3)] == [None] * 3
+    assert dataset.loaded == []
+    assert [next(loop.dataloader_iterator) for _ in range(2)] == uninterrupted[3:]
+
+
 # --------------------------------------------------------------------------- #
 # A loss that turns NaN
 # --------------------------------------------------------------------------- #

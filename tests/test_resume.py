@@ -129,7 +129,7 @@ def test_iteration_based_segmentation_resumes_exactly(builtin_ade20k, tmp_path):
     options = [*builtin_seg_options(builtin_ade20k, 'unused', num_workers=0),
                'model.backbone.init_cfg=None', 'train_cfg.max_iters=12',
                'train_cfg.val_interval=12', 'param_scheduler.0.end=12',
-               'train_dataloader.batch_size=4', 'val_dataloader.dataset.indices=4',
+               'train_dataloader.batch_size=2', 'val_dataloader.dataset.indices=2',
                'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=3',
                'default_hooks.checkpoint.max_keep_ckpts=-1', *DETERMINISTIC]
     straight, killed = str(tmp_path / 'straight'), str(tmp_path / 'killed')

@@ -39,9 +39,11 @@ class LoadImageChecked(LoadImageFromFile):
     Args:
         on_error (str): ``'raise'`` (default) stops with a DatasetError naming
             the file; ``'skip'`` logs a warning naming it and drops the sample
-            (mmengine's datasets then draw another one while training). Use it
-            in training pipelines: the toolboxes' inferencers look for
-            ``LoadImageFromFile`` in test pipelines.
+            (while training, mmengine's datasets then draw another one; a
+            test-mode set of ours drops it when it is built, see
+            :func:`drop_unreadable_images`). Our configs use it in training and
+            test pipelines; ``mmpoolformer.apis.build_inferencer`` gives the
+            toolboxes' inferencers ``LoadImageFromFile``, the name they look for.
         **kwargs: As for mmcv's LoadImageFromFile.
     """
 
