@@ -260,10 +260,11 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
     """
     import importlib
     import warnings
-    cfg = _with_inferencer_loader(load_config(config))
+    cfg = load_config(config)
     scope = cfg.get('default_scope', 'mmengine')
     if scope not in _INFERENCERS:
         raise ConfigError(f'{config}: no inferencer for default_scope {scope!r}')
+    cfg = _with_inferencer_loader(cfg)
     module, name = _INFERENCERS[scope]
     inferencer_cls = getattr(importlib.import_module(module), name)
     with warnings.catch_warnings():  # "weights is None": we load them below
@@ -292,7 +293,7 @@ def _with_inferencer_loader(cfg: Config) -> Config:
     to put their own in its place (inputs are checked by :func:`check_image`)."""
     import copy
     cfg = copy.deepcopy(cfg)
-    pipeline = cfg.test_dataloader.dataset.get('pipeline') or []
+    pipeline = ((cfg.get('test_dataloader') or {}).get('dataset') or {}).get('pipeline') or []
     for i, transform in enumerate(pipeline):
         if transform.get('type') == 'mmpoolformer.LoadImageChecked':
             pipeline[i] = {k: v for k, v in transform.items() if k != 'on_error'}
