@@ -55,3 +55,17 @@ def test_retinanet_skips_the_stride4_output():
     model = build_from_config('configs/detection/retinanet_poolformer_s12.py')
     assert model.backbone.out_indices == (1, 2, 3)
     assert not hasattr(model.backbone, 'norm0')
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_configs_check_images_write_atomically_and_stop_on_nan(config):
+    """docs/reliability.md: every config loads test images with LoadImageChecked,
+    writes checkpoints through the atomic backend and stops at a NaN loss."""
+    from mmpoolformer.apis import load_config
+    cfg = load_config(os.path.join(ROOT, config))
+    assert cfg.default_hooks.checkpoint.type == 'mmpoolformer.AtomicCheckpointHook'
+    assert cfg.default_hooks.checkpoint.backend_args == dict(backend='atomic_local')
+    assert cfg.default_hooks.check_loss.type == 'mmpoolformer.NonFiniteLossHook'
+    for loader in ('val_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.pipeline[0].type == 'mmpoolformer.LoadImageChecked'
+        assert cfg[loader].dataset.test_mode

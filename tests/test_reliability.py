@@ -6,19 +6,22 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from helpers import (build_from_config, builtin_cls_options, builtin_coco_options, dense_batch,
-                     import_tool, run_tool, succeeded)
+from helpers import (ROOT, build_from_config, builtin_cls_options, builtin_coco_options,
+                     dense_batch, import_tool, run_tool, succeeded)
 from mmpoolformer.checkpoint import load_file, trust_checkpoint
 from mmpoolformer.utils.errors import CheckpointError, UsageError
 
 CLS = 'configs/classification/poolformer_s12_builtin.py'
 MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
+SEG = 'configs/segmentation/fpn_poolformer_s12_builtin.py'
 
 
 def _one_line_error(proc, pattern):
@@ -61,11 +64,69 @@ def test_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path, kind):
         path.write_bytes(_getattr_chain_pickle(marker))
     with pytest.raises(CheckpointError, match=r'refused to load .*--trust-checkpoint'):
         load_file(str(path))
-    # mmengine's own loading (load_from, --resume, init_cfg) takes the same road.
-    from mmengine.runner.checkpoint import _load_checkpoint
-    with pytest.raises(CheckpointError, match='refused'):
-        _load_checkpoint(str(path))
+    # mmengine's own loading (load_from, --resume, init_cfg) takes the same road
+    # where tools/train.py and tools/test.py run the Runner.
+    from mmengine.runner import CheckpointLoader
+
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
+    with mmengine_loads_through_load_file(), pytest.raises(CheckpointError, match='refused'):
+        CheckpointLoader.load_checkpoint(str(path))
     assert not marker.exists()
+
+
+# What the import-hygiene test compares: torch's allow-list, mmengine's checkpoint
+# loaders (CheckpointLoader._schemes is private: mmengine has no public reader;
+# a test may look) and its file backends, as names of what they point to.
+_GLOBAL_STATE = """
+def global_state():
+    import torch
+    from mmengine.fileio.backends import backends, prefix_to_backends
+    from mmengine.runner import CheckpointLoader
+    name = lambda obj: f'{obj.__module__}.{obj.__qualname__}'
+    return dict(safe_globals=sorted(map(str, torch.serialization.get_safe_globals())),
+                loaders={p: name(f) for p, f in CheckpointLoader._schemes.items()},
+                backends={k: name(v) for k, v in backends.items()},
+                prefixes={k: name(v) for k, v in prefix_to_backends.items()})
+"""
+
+
+def test_importing_the_package_changes_nothing_global(tmp_path):
+    """torch's weights_only allow-list, mmengine's checkpoint loaders and file
+    backends are the same before and after `import mmpoolformer`, after building
+    a model of each toolbox from our configs, after loading a checkpoint with
+    mmengine's resume types, and after the tools' scoped loading ends."""
+    path = tmp_path / 'resume.pth'
+    code = _GLOBAL_STATE + f"""
+import mmpretrain.models, mmdet.models, mmseg.models  # the toolboxes' own changes
+before = global_state()
+import mmpoolformer
+assert global_state() == before, 'import mmpoolformer'
+from mmpoolformer.apis import build_model
+for config in {[CLS, MASKRCNN, SEG]!r}:
+    build_model(config)
+    assert global_state() == before, config
+import torch
+from mmengine.logging import HistoryBuffer
+torch.save(dict(w=torch.ones(2), buffer=HistoryBuffer([1.0], [1])), {str(path)!r})
+from mmpoolformer.checkpoint import load_file, mmengine_loads_through_load_file
+load_file({str(path)!r})  # needs the allow-list, inside load_file only
+assert global_state() == before, 'load_file'
+with mmengine_loads_through_load_file():
+    from mmengine.runner import CheckpointLoader
+    CheckpointLoader.load_checkpoint({str(path)!r})
+    assert global_state() != before
+assert global_state() == before, 'mmengine_loads_through_load_file'
+try:
+    torch.load({str(path)!r}, weights_only=True)  # others' loads: torch's own list
+except Exception as err:
+    assert 'HistoryBuffer' in str(err)
+else:
+    raise AssertionError('HistoryBuffer allowed outside load_file')
+print('unchanged')
+"""
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0 and 'unchanged' in proc.stdout, proc.stderr[-3000:]
 
 
 def test_tools_refuse_a_crafted_checkpoint_in_one_line(tmp_path, tiny_cls_data):
@@ -117,6 +178,121 @@ def test_truncated_checkpoint_is_named(tmp_path):
         load_file(str(path))
 
 
+def test_last_checkpoint_is_never_written_in_place(tmp_path, monkeypatch):
+    """mmengine's CheckpointHook writes last_checkpoint with a plain open();
+    under AtomicCheckpointHook that open() goes to a staging folder and the file
+    is renamed into place, so a crash cannot leave it half written."""
+    import builtins
+
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 1)
+
+        def forward(self, inputs, mode='loss'):
+            return dict(loss=self.linear(torch.stack(inputs)).pow(2).mean())
+
+    work = tmp_path / 'work'
+    pointer = os.path.abspath(work / 'last_checkpoint')
+    writes, real_open = [], builtins.open
+
+    def recording_open(file, mode='r', *args, **kwargs):
+        if os.path.abspath(str(file)) == pointer and mode != 'r':
+            writes.append(mode)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, 'open', recording_open)
+    runner = Runner(
+        model=Toy(), work_dir=str(work),
+        train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='pseudo_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=2),
+        default_hooks=dict(checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
+                                           backend_args=dict(backend='atomic_local'))))
+    runner.train()
+    assert writes == [], 'last_checkpoint was opened for writing in place'
+    assert open(pointer).read() == str(work / 'epoch_2.pth')
+    assert os.listdir(work / '.last_checkpoint.staging') == []
+
+
+def test_iteration_resume_skips_trained_batches_without_loading_them():
+    """ExactResumeHook on a resume at iteration 3: mmengine's skip loop gets 3
+    placeholders, no sample is loaded for them, and the next batch is the 4th
+    batch of the sampler's stream, as in an uninterrupted run."""
+    from types import SimpleNamespace
+
+    from mmengine.dataset import InfiniteSampler
+    from torch.utils.data import DataLoader
+
+    from mmpoolformer.engine import ExactResumeHook
+
+    class Counting(torch.utils.data.Dataset):
+        loaded = []
+
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, index):
+            self.loaded.append(index)
+            return index
+
+    dataset = Counting()
+    stream = iter(InfiniteSampler(dataset, shuffle=True, seed=5))
+    uninterrupted = [[next(stream) for _ in range(2)] for _ in range(5)]
+    loader = DataLoader(dataset, batch_size=2, collate_fn=list,
+                        sampler=InfiniteSampler(dataset, shuffle=True, seed=5))
+    loop = SimpleNamespace(dataloader=loader, dataloader_iterator=None)
+    ExactResumeHook._skip_trained_batches(SimpleNamespace(train_loop=loop, iter=3))
+    assert [next(loop.dataloader_iterator) for _ in range(3)] == [None] * 3
+    assert dataset.loaded == []
+    assert [next(loop.dataloader_iterator) for _ in range(2)] == uninterrupted[3:]
+
+
+# --------------------------------------------------------------------------- #
+# A loss that turns NaN
+# --------------------------------------------------------------------------- #
+_NAN_FROM_EPOCH_3 = """
+import runpy, sys
+from mmengine.logging import MessageHub
+from mmpretrain.models.losses import LabelSmoothLoss
+forward = LabelSmoothLoss.forward
+def nan_from_epoch_3(self, *args, **kwargs):
+    loss = forward(self, *args, **kwargs)
+    epoch = MessageHub.get_current_instance().get_info('epoch')
+    return loss * float('nan') if epoch >= 2 else loss
+LabelSmoothLoss.forward = nan_from_epoch_3
+sys.argv = ['tools/train.py'] + sys.argv[1:]
+runpy.run_path('tools/train.py', run_name='__main__')
+"""
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_cls_data, tmp_path):
+    """The classifier's loss turns NaN in epoch 3 (the loss patched in the
+    tools/train.py process): the run stops with one line naming the iteration and
+    the loss terms and saying how to resume; epoch 2's checkpoint is kept and is
+    finite, and nothing after it was saved."""
+    work = tmp_path / 'work'
+    proc = subprocess.run(
+        [sys.executable, '-c', _NAN_FROM_EPOCH_3, CLS, '--work-dir', str(work),
+         *builtin_cls_options(tiny_cls_data, max_epochs=3), 'train_cfg.val_interval=3'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    last = _one_line_error(proc, r'non-finite loss at iteration 3 \(epoch 3\): loss=nan;')
+    assert re.search(rf'last good checkpoint is .*epoch_2\.pth.*tools/train\.py {CLS} '
+                     rf'--work-dir {re.escape(str(work))} --resume', last), last
+    saved = sorted(os.path.basename(p) for p in glob.glob(str(work / '*.pth')))
+    assert saved == ['epoch_1.pth', 'epoch_2.pth'], saved
+    state = torch.load(work / 'epoch_2.pth', weights_only=False)['state_dict']
+    assert all(torch.isfinite(value).all() for value in state.values())
+    assert open(work / 'last_checkpoint').read().endswith('epoch_2.pth')
+
+
 # --------------------------------------------------------------------------- #
 # Bad images in a data set
 # --------------------------------------------------------------------------- #
@@ -147,6 +323,39 @@ def test_bad_training_image_can_be_skipped_with_a_warning(tiny_cls_data, tmp_pat
     out = succeeded(proc)
     assert re.search(rf'skipped bad image .*{re.escape(os.path.basename(images[0]))}', out)
     assert os.path.isfile(tmp_path / 'work' / 'epoch_1.pth')
+
+
+def _untrained_checkpoint(tmp_path):
+    path = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': build_from_config(CLS).state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize('fault', ['truncated', 'not-an-image'])
+def test_bad_test_image_is_named_by_tools_test(tiny_cls_data, tmp_path, fault):
+    root = tmp_path / 'data'
+    shutil.copytree(tiny_cls_data, root)
+    bad = sorted(glob.glob(str(root / 'val' / '*' / '*.png')))[0]
+    data = open(bad, 'rb').read()
+    open(bad, 'wb').write(data[:len(data) // 2] if fault == 'truncated' else b'text' * 50)
+    proc = run_tool('tools/test.py', CLS, _untrained_checkpoint(tmp_path),
+                    '--work-dir', str(tmp_path / 'work'), *builtin_cls_options(str(root)))
+    name = re.escape(os.path.basename(bad))
+    _one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*on_error')
+
+
+def test_bad_test_image_can_be_skipped_and_counted(tiny_cls_data, tmp_path):
+    root = tmp_path / 'data'
+    shutil.copytree(tiny_cls_data, root)
+    images = sorted(glob.glob(str(root / 'val' / '*' / '*.png')))
+    open(images[0], 'wb').write(b'not an image' * 20)
+    proc = run_tool('tools/test.py', CLS, _untrained_checkpoint(tmp_path),
+                    '--work-dir', str(tmp_path / 'work'), *builtin_cls_options(str(root)),
+                    'test_dataloader.dataset.pipeline.0.on_error=skip')
+    out = succeeded(proc)
+    assert re.search(rf'skipped bad image .*{re.escape(os.path.basename(images[0]))}', out)
+    assert f'skipped 1 of {len(images)} images of the test set' in out
+    assert re.search(r'accuracy/top1: [\d.]+', out)
 
 
 @pytest.mark.parametrize('mode', ['gray', 'rgba', '16bit'])
@@ -277,6 +486,17 @@ def test_inference_api_refuses_non_images_and_huge_images(tmp_path):
         check_image(np.zeros(5))
     proc = run_tool('tools/inference.py', CLS, 'none.pth', str(text))
     _one_line_error(proc, r'notes\.png is not an image')
+    # A folder: every file the inferencer would read is checked, whatever its name.
+    folder = tmp_path / 'folder'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'small.png'), np.zeros((20, 20, 3), np.uint8))
+    shutil.copy(big, folder / 'big.jpg.bak')
+    with pytest.raises(UsageError, match=r'big\.jpg\.bak is 400x300 = 120000 pixels'):
+        inference(CLS, None, str(folder), max_pixels=100_000)
+    (folder / 'big.jpg.bak').unlink()
+    (folder / 'README').write_text('these are test images')
+    with pytest.raises(UsageError, match=r'README is not an image'):
+        inference(CLS, None, str(folder))
 
 
 def test_web_demo_refuses_bad_uploads_and_keeps_serving(builtin_classifier):

@@ -5,6 +5,7 @@ import sys
 from mmengine.runner import Runner
 
 try:
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
     from mmpoolformer.utils import cli as R
 except ImportError as err:  # e.g. mmcv without its compiled ops: the message says what to do
     sys.exit(f'error: {err}')
@@ -38,7 +39,9 @@ def main():
     if args.out:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    runner.test()
+    # The checkpoint is read through mmpoolformer.checkpoint.load_file.
+    with mmengine_loads_through_load_file():
+        runner.test()
 
 
 if __name__ == '__main__':

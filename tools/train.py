@@ -5,6 +5,7 @@ import sys
 from mmengine.runner import Runner
 
 try:
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
     from mmpoolformer.utils import cli as R
 except ImportError as err:  # e.g. mmcv without its compiled ops: the message says what to do
     sys.exit(f'error: {err}')
@@ -29,8 +30,8 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = R.prepare_config(args)
-    # Same random draws per epoch with or without an interruption (exact --resume).
-    R.add_custom_hook(cfg, 'mmpoolformer.EpochSeedHook')
+    # Same random draws with or without an interruption (exact --resume).
+    R.add_custom_hook(cfg, 'mmpoolformer.ExactResumeHook')
     if args.amp:
         R.enable_amp(cfg)
     if args.auto_scale_lr:
@@ -39,7 +40,9 @@ def main():
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
         cfg.resume, cfg.load_from = True, R.checked_path(args.resume)
-    Runner.from_cfg(cfg).train()
+    # load_from and --resume read checkpoints through mmpoolformer.checkpoint.load_file.
+    with mmengine_loads_through_load_file():
+        Runner.from_cfg(cfg).train()
 
 
 if __name__ == '__main__':

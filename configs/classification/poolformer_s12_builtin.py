@@ -16,7 +16,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+test_pipeline = [dict(type='mmpoolformer.LoadImageChecked'), dict(type='PackInputs')]
 train_dataloader = dict(
     batch_size=32, num_workers=2, persistent_workers=True,
     dataset=dict(_delete_=True, type='mmpoolformer.ValidatedImageFolder', data_root=data_root,
@@ -24,7 +24,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=32, num_workers=2, persistent_workers=True,
     dataset=dict(_delete_=True, type='mmpoolformer.ValidatedImageFolder', data_root=data_root,
-                 data_prefix='val', pipeline=test_pipeline))
+                 data_prefix='val', pipeline=test_pipeline, test_mode=True))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator

@@ -17,9 +17,17 @@ model = dict(
     train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
 )
 
+# mmpretrain's test pipeline, with images checked: a corrupt file is named, or with
+# on_error='skip' dropped and counted when the set is built (test_mode=True).
+test_pipeline = [
+    dict(type='mmpoolformer.LoadImageChecked'),
+    dict(type='ResizeEdge', scale=248, edge='short', backend='pillow', interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackInputs'),
+]
 # 8 GPUs x 128 images = 1024 -> lr 1e-3; --auto-scale-lr rescales for other batches.
 train_dataloader = dict(batch_size=128)
-val_dataloader = dict(batch_size=128)
+val_dataloader = dict(batch_size=128, dataset=dict(pipeline=test_pipeline, test_mode=True))
 test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=1e-3), clip_grad=None)
 auto_scale_lr = dict(base_batch_size=1024)
@@ -37,4 +45,10 @@ train_cfg = dict(max_epochs=cosine_epochs + cooldown_epochs)
 # Accept official sail-sg / mmpretrain / timm checkpoints in load_from and tools/test.py.
 # A default hook: default_hooks merge key by key across _base_, so a child config
 # that sets its own custom_hooks keeps it.
-default_hooks = dict(convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'))
+# Checkpoints and last_checkpoint are written atomically, and training stops at
+# the first NaN / Inf loss before it is saved (docs/reliability.md).
+default_hooks = dict(
+    convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'),
+    checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
+                    backend_args=dict(backend='atomic_local')),
+    check_loss=dict(type='mmpoolformer.NonFiniteLossHook'))

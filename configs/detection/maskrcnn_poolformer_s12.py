@@ -27,9 +27,25 @@ optim_wrapper = dict(
 # Annotation files are checked while loading: a bad image id or category id, or a
 # missing image file, is reported by name.
 train_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset'))
-val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset'))
+# mmdet's test pipeline, with images checked: a corrupt file is named, or with
+# on_error='skip' dropped and counted when the set is built (test mode).
+test_pipeline = [
+    dict(type='mmpoolformer.LoadImageChecked'),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset',
+                                   pipeline=test_pipeline))
 test_dataloader = val_dataloader
 # Accept official sail-sg / mmpretrain / timm checkpoints in load_from and tools/test.py.
 # A default hook: default_hooks merge key by key across _base_, so a child config
 # that sets its own custom_hooks keeps it.
-default_hooks = dict(convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'))
+# Checkpoints and last_checkpoint are written atomically, and training stops at
+# the first NaN / Inf loss before it is saved (docs/reliability.md).
+default_hooks = dict(
+    convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'),
+    checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
+                    backend_args=dict(backend='atomic_local')),
+    check_loss=dict(type='mmpoolformer.NonFiniteLossHook'))

@@ -34,7 +34,7 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmpoolformer.LoadImageChecked'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='ResizeToMultiple', size_divisor=32),
     dict(type='mmpoolformer.LoadSegAnnotationsChecked'),
@@ -44,7 +44,7 @@ test_pipeline = [
 train_dataloader = dict(dataset=dict(dataset=dict(
     type='mmpoolformer.ValidatedADE20KDataset', pipeline=train_pipeline)))
 val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedADE20KDataset',
-                                   pipeline=test_pipeline))
+                                   pipeline=test_pipeline, test_mode=True))
 test_dataloader = val_dataloader
 # tools/test.py --tta: mmseg's multi-scale + flip test (its ADE20K ratios, with the
 # ResizeToMultiple(32) of mmseg's PoolFormer results); tta_model, mmseg's
@@ -63,4 +63,10 @@ tta_pipeline = [
 # Accept official sail-sg / mmpretrain / timm checkpoints in load_from and tools/test.py.
 # A default hook: default_hooks merge key by key across _base_, so a child config
 # that sets its own custom_hooks keeps it.
-default_hooks = dict(convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'))
+# Checkpoints and last_checkpoint are written atomically, and training stops at
+# the first NaN / Inf loss before it is saved (docs/reliability.md).
+default_hooks = dict(
+    convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'),
+    checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
+                    backend_args=dict(backend='atomic_local')),
+    check_loss=dict(type='mmpoolformer.NonFiniteLossHook'))

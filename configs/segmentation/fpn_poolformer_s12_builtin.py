@@ -26,7 +26,7 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmpoolformer.LoadImageChecked'),
     dict(type='ResizeToMultiple', size_divisor=32),
     dict(type='mmpoolformer.LoadSegAnnotationsChecked'),
     dict(type='PackSegInputs'),

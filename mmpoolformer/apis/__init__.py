@@ -274,6 +274,7 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
     scope = cfg.get('default_scope', 'mmengine')
     if scope not in _INFERENCERS:
         raise ConfigError(f'{config}: no inferencer for default_scope {scope!r}')
+    cfg = _with_inferencer_loader(cfg)
     module, name = _INFERENCERS[scope]
     inferencer_cls = getattr(importlib.import_module(module), name)
     with warnings.catch_warnings():  # "weights is None": we load them below
@@ -294,6 +295,20 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
     if scope == 'mmpretrain':
         inferencer.classes = model.dataset_meta.get('classes')
     return inferencer
+
+
+def _with_inferencer_loader(cfg: Config) -> Config:
+    """The config with ``LoadImageFromFile`` for ``mmpoolformer.LoadImageChecked``
+    in its test pipeline: the toolboxes' inferencers find the loader by that name
+    to put their own in its place (inputs are checked by :func:`check_image`)."""
+    import copy
+    cfg = copy.deepcopy(cfg)
+    pipeline = ((cfg.get('test_dataloader') or {}).get('dataset') or {}).get('pipeline') or []
+    for i, transform in enumerate(pipeline):
+        if transform.get('type') == 'mmpoolformer.LoadImageChecked':
+            pipeline[i] = {k: v for k, v in transform.items() if k != 'on_error'}
+            pipeline[i]['type'] = 'LoadImageFromFile'
+    return cfg
 
 
 def _dataset_meta(cfg: Config) -> dict:
@@ -337,14 +352,17 @@ def check_image(image, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = 'input'
                          f'limit of {max_pixels} (max_pixels); downscale it or raise the limit')
 
 
-def _check_inputs(inputs, max_pixels):
+def _checked_inputs(inputs, max_pixels) -> list:
+    """The inputs as the list the inferencer will run on, each checked: a folder
+    becomes its files (what the toolboxes' inferencers would list themselves), so
+    that nothing in it escapes the check."""
     if isinstance(inputs, (str, os.PathLike)) and os.path.isdir(inputs):
-        for name in sorted(os.listdir(inputs)):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                check_image(os.path.join(inputs, name), max_pixels)
-    else:
-        for item in (inputs if isinstance(inputs, (list, tuple)) else [inputs]):
-            check_image(item, max_pixels)
+        inputs = [os.path.join(inputs, name) for name in sorted(os.listdir(inputs))
+                  if os.path.isfile(os.path.join(inputs, name))]
+    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    for item in inputs:
+        check_image(item, max_pixels)
+    return inputs
 
 
 def inference(config: Union[str, Config], checkpoint: Optional[str], inputs,
@@ -355,7 +373,7 @@ def inference(config: Union[str, Config], checkpoint: Optional[str], inputs,
     for detection, drawn from ``score_thr`` up). Inputs that are not images or
     exceed ``max_pixels`` are refused (UsageError) before anything runs.
     Returns the toolbox inferencer's result dict."""
-    _check_inputs(inputs, max_pixels)
+    inputs = _checked_inputs(inputs, max_pixels)
     cfg = load_config(config)
     inferencer = build_inferencer(cfg, checkpoint, device)
     scope = cfg.get('default_scope')

@@ -5,6 +5,7 @@ checkpoint cannot run code while it is being loaded; ``trust_checkpoint`` (the
 tools' ``--trust-checkpoint PATH``) vouches for one file that needs more.
 Any layout of :mod:`.layouts` is converted to this project's before loading.
 """
+import contextlib
 import os
 import pickle
 import re
@@ -20,29 +21,26 @@ from .layouts import convert_to_mmpoolformer
 # --------------------------------------------------------------------------- #
 # Reading files
 # --------------------------------------------------------------------------- #
-def _allow_mmengine_types():
-    """Let ``weights_only`` loading accept the plain types mmengine stores.
+def _mmengine_types() -> list:
+    """The plain types that mmengine's checkpoints hold, for ``weights_only`` loading.
 
     mmengine's checkpoints hold its logging buffers (HistoryBuffer, whose
     statistics methods pickle as ``getattr(buffer, 'min')``) and numpy arrays and
     scalars. ``getattr`` only fetches attributes of objects the restricted
     unpickler already allowed; calling what it returns is still refused unless
-    that callable is itself allow-listed, so the protection stays on.
+    that callable is itself allow-listed, so the protection stays on. They are
+    allowed inside :func:`load_file` only (``torch.serialization.safe_globals``),
+    never for other libraries' loads.
     """
     import builtins
 
     import numpy as np
     from mmengine.logging import HistoryBuffer
     np_core = getattr(np, '_core', None) or np.core
-    torch.serialization.add_safe_globals([
-        HistoryBuffer, builtins.getattr, np.ndarray, np.dtype,
-        np_core.multiarray._reconstruct, np_core.multiarray.scalar,
-        *{type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'uint32',
-                                      'bool')},
-    ])
-
-
-_allow_mmengine_types()
+    return [HistoryBuffer, builtins.getattr, np.ndarray, np.dtype,
+            np_core.multiarray._reconstruct, np_core.multiarray.scalar,
+            *{type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'uint32',
+                                          'bool')}]
 
 
 # Files the user has vouched for by typing ``--trust-checkpoint PATH``.
@@ -63,16 +61,17 @@ def load_file(path: str, map_location='cpu') -> dict:
     """Read a checkpoint file or URL without executing pickled code.
 
     Every checkpoint the project reads comes here: pretrained weights,
-    ``load_from`` and ``--resume`` (through mmengine, see
-    ``_route_mmengine_loading``), converters, demos. A file whose unpickling
+    ``load_from`` and ``--resume`` (through mmengine, inside
+    :func:`mmengine_loads_through_load_file`), converters, demos. A file whose unpickling
     would call anything outside torch's and mmengine's plain data types is
     refused unless ``trust_checkpoint(path)`` was called for it.
     """
     path = str(path)
     trusted = _identity(path) in _TRUSTED
     if path.startswith(('http://', 'https://')):
-        return torch.hub.load_state_dict_from_url(
-            path, map_location=map_location, weights_only=not trusted)
+        with torch.serialization.safe_globals(_mmengine_types()):
+            return torch.hub.load_state_dict_from_url(
+                path, map_location=map_location, weights_only=not trusted)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
     if path.endswith('.safetensors'):
@@ -86,7 +85,8 @@ def load_file(path: str, map_location='cpu') -> dict:
         print_log(f'{path}: full unpickling, trusted by --trust-checkpoint', logger='current')
         return torch.load(path, map_location=map_location, weights_only=False)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(_mmengine_types()):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         culprit = re.search(r'(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)', str(err))
         what = f' (it calls {culprit[1]})' if culprit else ''
@@ -99,18 +99,33 @@ def load_file(path: str, map_location='cpu') -> dict:
             f'cannot load checkpoint {path}: {str(err).splitlines()[0]}') from None
 
 
-def _route_mmengine_loading():
-    """Make mmengine's ``load_from``, ``--resume`` and ``init_cfg`` read local
-    files and URLs through :func:`load_file` too."""
+def load_from_mmpoolformer(filename, map_location=None):
+    """:func:`load_file` as an mmengine checkpoint loader (mmengine logs the
+    name's part after ``load_from_``)."""
+    return load_file(filename, map_location or 'cpu')
+
+
+@contextlib.contextmanager
+def mmengine_loads_through_load_file():
+    """While inside, mmengine's own checkpoint loading (``load_from``,
+    ``--resume``, other modules' ``Pretrained`` init_cfg) reads local files and
+    URLs through :func:`load_file`; mmengine's loaders are put back on exit.
+
+    tools/train.py and tools/test.py run the Runner inside it. Importing the
+    package changes nothing: other code in the process keeps mmengine's loaders.
+    """
     from mmengine.runner.checkpoint import CheckpointLoader
-
-    def load(filename, map_location=None, *args, **kwargs):
-        return load_file(filename, map_location or 'cpu')
-    CheckpointLoader.register_scheme(prefixes='', loader=load, force=True)
-    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=load, force=True)
-
-
-_route_mmengine_loading()
+    prefixes = ('', 'http://', 'https://')
+    # mmengine has no public getter for a registered loader: read its table
+    # (a private attribute) only to put the same loaders back.
+    previous = {p: CheckpointLoader._schemes[p] for p in prefixes
+                if p in CheckpointLoader._schemes}
+    CheckpointLoader.register_scheme(prefixes, load_from_mmpoolformer, force=True)
+    try:
+        yield
+    finally:
+        for prefix, loader in previous.items():
+            CheckpointLoader.register_scheme(prefix, loader, force=True)
 
 
 def get_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:

@@ -10,6 +10,8 @@ from PIL import Image
 from mmpoolformer.registry import DATASETS, TRANSFORMS
 from mmpoolformer.utils.errors import ConfigError, DatasetError
 
+from .transforms import drop_unreadable_images
+
 
 def check_label_maps(data_list):
     """Every image has a label map of its size, else DatasetError naming the file.
@@ -76,6 +78,9 @@ class ValidatedADE20KDataset(ADE20KDataset):
     def load_data_list(self):
         return add_label_range(self, check_label_maps(super().load_data_list()))
 
+    def filter_data(self):
+        return drop_unreadable_images(self, super().filter_data())
+
 
 @DATASETS.register_module()
 class ValidatedSegDataset(BaseSegDataset):
@@ -84,6 +89,9 @@ class ValidatedSegDataset(BaseSegDataset):
 
     def load_data_list(self):
         return add_label_range(self, check_label_maps(super().load_data_list()))
+
+    def filter_data(self):
+        return drop_unreadable_images(self, super().filter_data())
 
 
 @TRANSFORMS.register_module()

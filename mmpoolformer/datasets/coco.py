@@ -7,6 +7,8 @@ from mmdet.datasets.api_wrappers import COCO
 from mmpoolformer.registry import DATASETS
 from mmpoolformer.utils.errors import DatasetError, closest_name_hint
 
+from .transforms import drop_unreadable_images
+
 
 def check_coco_ids(content: dict, ann_file: str):
     """Raise DatasetError on the first annotation whose image or category id is
@@ -69,3 +71,6 @@ class ValidatedCocoDataset(CocoDataset):
         if not data_list:
             raise DatasetError(f'{self.ann_file}: the data set is empty (no images)')
         return data_list
+
+    def filter_data(self):
+        return drop_unreadable_images(self, super().filter_data())

@@ -3,6 +3,8 @@ from mmpretrain.datasets import CustomDataset
 from mmpoolformer.registry import DATASETS
 from mmpoolformer.utils.errors import DatasetError
 
+from .transforms import drop_unreadable_images
+
 
 @DATASETS.register_module()
 class ValidatedImageFolder(CustomDataset):
@@ -26,3 +28,6 @@ class ValidatedImageFolder(CustomDataset):
         if not data_list:
             raise DatasetError(f'empty data set: no images in {self.img_prefix}')
         return data_list
+
+    def filter_data(self):
+        return drop_unreadable_images(self, super().filter_data())

@@ -39,9 +39,11 @@ class LoadImageChecked(LoadImageFromFile):
     Args:
         on_error (str): ``'raise'`` (default) stops with a DatasetError naming
             the file; ``'skip'`` logs a warning naming it and drops the sample
-            (mmengine's datasets then draw another one while training). Use it
-            in training pipelines: the toolboxes' inferencers look for
-            ``LoadImageFromFile`` in test pipelines.
+            (while training, mmengine's datasets then draw another one; a
+            test-mode set of ours drops it when it is built, see
+            :func:`drop_unreadable_images`). Our configs use it in training and
+            test pipelines; ``mmpoolformer.apis.build_inferencer`` gives the
+            toolboxes' inferencers ``LoadImageFromFile``, the name they look for.
         **kwargs: As for mmcv's LoadImageFromFile.
     """
 
@@ -52,28 +54,32 @@ class LoadImageChecked(LoadImageFromFile):
         super().__init__(**kwargs)
         self.on_error = on_error
 
-    def transform(self, results: dict) -> Optional[dict]:
-        filename = results['img_path']
+    def read(self, filename: str):
+        """(image, None) for a readable file, (None, what is wrong) otherwise."""
         try:
             data = get(filename, backend_args=self.backend_args)
         except FileNotFoundError:
-            return self._fail(filename, 'the file does not exist')
+            return None, 'the file does not exist'
         problem = image_problem(data)
-        if problem is None:  # decode the bytes read above, as mmcv's loader does
-            try:
-                img = mmcv.imfrombytes(data, flag=self.color_type, backend=self.imdecode_backend)
-            except Exception as err:  # undecodable: cv2 / PIL errors
-                problem = f'it cannot be decoded ({str(err).splitlines()[0] or type(err).__name__})'
-            else:
-                if img is not None:
-                    if self.to_float32:
-                        img = img.astype(np.float32)
-                    results.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
-                    return results
-                problem = f'it cannot be decoded (failed to load image: {filename})'
-            if self.ignore_empty:
-                return None
-        return self._fail(filename, problem)
+        if problem is not None:
+            return None, problem
+        try:  # decode the bytes read above, as mmcv's loader does
+            img = mmcv.imfrombytes(data, flag=self.color_type, backend=self.imdecode_backend)
+        except Exception as err:  # undecodable: cv2 / PIL errors
+            return None, f'it cannot be decoded ({str(err).splitlines()[0] or type(err).__name__})'
+        if img is None:
+            return None, f'it cannot be decoded (failed to load image: {filename})'
+        return img, None
+
+    def transform(self, results: dict) -> Optional[dict]:
+        filename = results['img_path']
+        img, problem = self.read(filename)
+        if img is None:
+            return None if self.ignore_empty else self._fail(filename, problem)
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+        return results
 
     def _fail(self, filename: str, problem: str):
         message = f'bad image {filename}: {problem}'
@@ -81,3 +87,30 @@ class LoadImageChecked(LoadImageFromFile):
             raise DatasetError(message + " (set on_error='skip' in LoadImageChecked to skip it)")
         print_log(f'skipped {message}', logger='current', level=30)
         return None
+
+
+def drop_unreadable_images(dataset, data_list: list) -> list:
+    """The samples of a test-mode data set whose images can be read, when its
+    pipeline loads them with ``LoadImageChecked(on_error='skip')``.
+
+    A test set cannot drop a sample while it is iterated (every index must give
+    one, and mmengine would refetch another at random in a set that is not in
+    test mode), so the images are checked when the set is built: each bad one is
+    named, and the count is logged. Otherwise the list is returned unchanged.
+    """
+    loaders = [t for t in getattr(dataset.pipeline, 'transforms', [])
+               if isinstance(t, LoadImageChecked)]
+    if not dataset.test_mode or not loaders or loaders[0].on_error != 'skip':
+        return data_list
+    kept = []
+    for info in data_list:
+        img, problem = loaders[0].read(info['img_path'])
+        if img is None:
+            loaders[0]._fail(info['img_path'], problem)
+        else:
+            kept.append(info)
+    if len(kept) < len(data_list):
+        print_log(f'skipped {len(data_list) - len(kept)} of {len(data_list)} images of the '
+                  f'test set that cannot be read (named above); the metrics are over the '
+                  f'other {len(kept)}', logger='current', level=30)
+    return kept

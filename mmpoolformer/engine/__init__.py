@@ -1,3 +1,4 @@
 from .amp import CPUBf16OptimWrapper, cpu_has_native_bf16  # noqa: F401
-from .hooks import ConvertCheckpointHook, DeployHook  # noqa: F401
-from .resume import AtomicLocalBackend, EpochSeedHook  # noqa: F401
+from .hooks import ConvertCheckpointHook, DeployHook, NonFiniteLossHook  # noqa: F401
+from .resume import (ATOMIC_BACKEND, AtomicCheckpointHook, AtomicLocalBackend,  # noqa: F401
+                     ExactResumeHook, register_atomic_backend)

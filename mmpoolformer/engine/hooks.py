@@ -61,3 +61,39 @@ class DeployHook(Hook):
 
     def before_val(self, runner) -> None:
         self._deploy(runner)
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Stop training at the first NaN or Inf loss, before anything saves it.
+
+    The optimizer has already stepped with that loss, so the weights in memory
+    are spoiled; this hook runs before CheckpointHook (whose priority is
+    VERY_LOW) on the same iteration, so the spoiled state is never written and
+    the last checkpoint stays the last good one. The error names the iteration
+    and every loss term, and says how to resume. On by default in our configs
+    (``default_hooks.check_loss``).
+    """
+    priority = 'ABOVE_NORMAL'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        import math
+
+        from mmengine.runner import find_latest_checkpoint
+
+        from mmpoolformer.utils.errors import TrainingError
+        terms = {k: float(v) for k, v in (outputs or {}).items() if 'loss' in k}
+        if all(math.isfinite(v) for v in terms.values()):
+            return
+        values = ', '.join(f'{k}={v:.4g}' for k, v in terms.items())
+        latest = find_latest_checkpoint(runner.work_dir)
+        if latest:
+            config = runner.cfg.filename or 'CONFIG'
+            advice = (f'the last good checkpoint is {latest}; resume from it with '
+                      f'`python tools/train.py {config} --work-dir {runner.work_dir} '
+                      '--resume` (a lower lr, gradient clipping or fp32 may help)')
+        else:
+            advice = 'no checkpoint was saved before it'
+        raise TrainingError(f'non-finite loss at iteration {runner.iter + 1} '
+                            f'(epoch {runner.epoch + 1}): {values}; training stopped and '
+                            f'the spoiled weights were not saved; {advice}')

@@ -21,7 +21,12 @@ class UsageError(RuntimeError):
     """An option that this config or machine cannot honour."""
 
 
-USER_ERRORS = (FileNotFoundError, ConfigError, CheckpointError, DatasetError, UsageError)
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss); the message says how to resume."""
+
+
+USER_ERRORS = (FileNotFoundError, ConfigError, CheckpointError, DatasetError, UsageError,
+               TrainingError)
 
 
 def closest_name_hint(name, valid) -> str:

@@ -17,7 +17,7 @@ builtin_train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 builtin_test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmpoolformer.LoadImageChecked'),
     dict(type='Resize', scale=builtin_image_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
-from mmengine.model import BaseModule
+from mmengine.model import BaseInit, BaseModule
 from mmengine.model.weight_init import trunc_normal_init
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -442,6 +442,23 @@ _GN1 = dict(type='GN', num_groups=1)
 
 
 @MODELS.register_module()
+class PretrainedAnyLayout(BaseInit):
+    """The weight initializer a ``dict(type='Pretrained', checkpoint=...)``
+    init_cfg of these backbones becomes: sail-sg, mmpretrain, timm or
+    mmpoolformer weights, converted to this layout on the fly and read safely
+    (:func:`mmpoolformer.checkpoint.load_backbone_weights`); ``prefix`` selects a
+    sub-module of a checkpoint in this project's layout."""
+
+    def __init__(self, checkpoint: str, prefix: Optional[str] = None,
+                 map_location: Optional[str] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.checkpoint, self.prefix = checkpoint, prefix
+
+    def __call__(self, module):
+        from mmpoolformer.checkpoint import load_backbone_weights
+        load_backbone_weights(module, self.checkpoint, prefix=self.prefix)
+
+
 class MetaFormer(BaseModule):
     """MetaFormer backbone: a token mixer, norm and activation chosen per family.
 
@@ -528,6 +545,10 @@ class MetaFormer(BaseModule):
                  channels_last_eval: bool = True,
                  nchw_outputs: bool = True,
                  init_cfg: Optional[dict] = None):
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            # Read like every other checkpoint here, in any public layout;
+            # mmengine's BaseModule.init_weights runs it.
+            init_cfg = dict(init_cfg, type=PretrainedAnyLayout)
         super().__init__(init_cfg=init_cfg)
         self.channels_last_eval = channels_last_eval
         self.nchw_outputs = nchw_outputs
@@ -620,14 +641,6 @@ class MetaFormer(BaseModule):
 
     # -- weights --------------------------------------------------------------- #
     def init_weights(self):
-        if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
-            # Delegated so that every public weight layout loads without a
-            # manual conversion step; see mmpoolformer/checkpoint/.
-            from mmpoolformer.checkpoint import load_backbone_weights
-            load_backbone_weights(self, self.init_cfg['checkpoint'],
-                                  prefix=self.init_cfg.get('prefix'))
-            self._is_init = True
-            return
         if self.init_cfg is None:
             self._init_as_original()
         super().init_weights()
