@@ -6,6 +6,8 @@ puts tests/ on the path); tests/conftest.py keeps the fixtures only.
 import os
 import sys
 
+import torch
+
 # Shared with the benchmark (mmpoolformer.analysis.inputs); tests take them from here.
 from mmpoolformer.analysis.inputs import dense_batch, randomize_  # noqa: F401
 
@@ -130,3 +132,19 @@ def import_tool(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def trained_like(model, seed=0):
+    """Random weights at trained-model scales, in eval mode: norm weights around 1 with
+    biases, layer scales well away from their 1e-5 init, so every folded term matters."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=gen)
+            if name.endswith('scale'):
+                p.copy_(0.5 + 0.2 * noise)
+            elif 'norm' in name and name.endswith('weight'):
+                p.copy_(1 + 0.2 * noise)
+            else:
+                p.copy_(0.05 * noise)
+    return model.eval()

@@ -5,27 +5,10 @@ import json
 import pytest
 import torch
 
-from helpers import build_from_config, dense_batch, run_tool, succeeded
+from helpers import build_from_config, dense_batch, run_tool, succeeded, trained_like
 from mmpoolformer.models import PoolFormer
 from mmpoolformer.models.backbones import deploy
 from mmpoolformer.models.backbones.deploy import DeployedPoolFormerBlock
-
-
-def _trained_like(model, seed=0):
-    """Random weights at trained-model scales: norm weights around 1 with
-    biases, layer scales well away from their 1e-5 init, so every folded term
-    matters."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=gen)
-            if name.endswith('scale'):
-                p.copy_(0.5 + 0.2 * noise)
-            elif 'norm' in name and name.endswith('weight'):
-                p.copy_(1 + 0.2 * noise)
-            else:
-                p.copy_(0.05 * noise)
-    return model.eval()
 
 
 def _max_rel_diff(outs, refs):
@@ -35,7 +18,7 @@ def _max_rel_diff(outs, refs):
 
 @pytest.mark.parametrize('arch', ['s12', 's24', 's36', 'm36', 'm48'])
 def test_deployed_backbone_matches_trained(arch):
-    model = _trained_like(PoolFormer(arch, out_indices=(0, 1, 2, 3)))
+    model = trained_like(PoolFormer(arch, out_indices=(0, 1, 2, 3)))
     x = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         model.channels_last_eval = False
@@ -57,7 +40,7 @@ def test_deployed_backbone_matches_trained(arch):
                                     'configs/segmentation/fpn_poolformer_s12_ade20k.py'])
 def test_deployed_dense_backbone_matches_trained(config):
     model = build_from_config(config)
-    backbone = _trained_like(model.backbone)
+    backbone = trained_like(model.backbone)
     x = torch.randn(1, 3, 200, 264)  # sides not multiples of 32
     with torch.no_grad():
         reference = model.neck(backbone(x))
@@ -98,7 +81,7 @@ def test_whole_dense_model_predicts_the_same_in_the_default_eval_path(config):
     compared as well."""
     model = build_from_config(config, **{'model.backbone.init_cfg': None})
     assert not model.backbone.nchw_outputs
-    _trained_like(model)
+    trained_like(model)
     # evaluation sizes; a padded batch for the detector
     sizes = [(800, 1013), (800, 1000)] if 'detection' in config else [(512, 512)] * 2
     data = dense_batch(model, sizes)
@@ -141,7 +124,7 @@ def test_poolformerv2_folds_all_its_pooling_blocks():
     """PoolFormerV2's blocks (bias-free norms, StarReLU, no layer scale) fold
     too, including stages 3-4 with their residual scales; other mixers stay."""
     from mmpoolformer.models import PoolFormerV2
-    model = _trained_like(PoolFormerV2('s12', out_indices=(0, 1, 2, 3)))
+    model = trained_like(PoolFormerV2('s12', out_indices=(0, 1, 2, 3)))
     x = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         reference = model(x)
@@ -187,15 +170,15 @@ def test_every_path_runs_where_onednn_lacks_bf16(monkeypatch, bf16_supported):
     monkeypatch.setattr(deploy, 'onednn_supports',
                         lambda dtype: bf16_supported if dtype == torch.bfloat16
                         else real_supports(dtype))
-    model = _trained_like(PoolFormer('s12', out_indices=(0, 3)))
-    deployed = _trained_like(PoolFormer('s12', out_indices=(0, 3)))
+    model = trained_like(PoolFormer('s12', out_indices=(0, 3)))
+    deployed = trained_like(PoolFormer('s12', out_indices=(0, 3)))
     deployed.switch_to_deploy()
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         model(x)
         assert set(fake.calls) == {torch.float32}  # fp32 fuses on any CPU
         fake.calls.clear()
-        nchw = _trained_like(PoolFormer('s12', out_indices=(0, 3), channels_last_eval=False))
+        nchw = trained_like(PoolFormer('s12', out_indices=(0, 3), channels_last_eval=False))
         reference = nchw.to(torch.bfloat16)(x.bfloat16())
         for net in (model, deployed):
             net.to(torch.bfloat16)

@@ -14,6 +14,7 @@ import copy
 import pytest
 import torch
 
+from helpers import trained_like
 from mmpoolformer.models import PoolFormer, PoolFormerV2
 from mmpoolformer.models.backbones import deploy
 
@@ -25,19 +26,6 @@ def gpu(test):
     return pytest.mark.gpu(pytest.mark.skipif(not CUDA, reason='needs a CUDA device')(test))
 
 
-def trained_like(model, seed=0):
-    """Weights at trained-model scales (layer scales far from 1e-5), so every term counts."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=gen)
-            if name.endswith('scale'):
-                p.copy_(0.5 + 0.2 * noise)
-            elif 'norm' in name and name.endswith('weight'):
-                p.copy_(1 + 0.2 * noise)
-            else:
-                p.copy_(0.05 * noise)
-    return model
 
 
 def rel_diff(outs, refs):
