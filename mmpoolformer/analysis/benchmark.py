@@ -129,6 +129,14 @@ def _last_stage_features(model) -> Callable:
     return run
 
 
+
+def cpu_vector_flags() -> str:
+    """The CPU's vector extensions that decide which kernels run (AVX2, AVX-512, bf16,
+    AMX), as torch detects them: every table is printed with them, as machines differ."""
+    caps = torch.cpu.get_capabilities()
+    return ' '.join(sorted(k for k, v in caps.items() if v is True and k.startswith(
+        ('avx', 'amx')))) or 'no AVX'
+
 # --------------------------------------------------------------------------- #
 # Inference
 # --------------------------------------------------------------------------- #

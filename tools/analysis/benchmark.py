@@ -65,7 +65,8 @@ def main():
         raise UsageError(f'--device {args.device}: torch sees no CUDA device here')
     torch.set_num_threads(args.threads)
     machine = (f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
-               f'{args.threads} threads, torch {torch.__version__}')
+               f'{args.threads} threads, torch {torch.__version__}, '
+               f'CPU flags: {benchmark.cpu_vector_flags()}')
     if args.device.startswith('cuda'):
         machine += f', {torch.cuda.get_device_name(args.device)}'
     print(f'machine: {machine}')
