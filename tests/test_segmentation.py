@@ -114,6 +114,7 @@ def test_tta_feeds_segttamodel_every_view(trained_fpn, builtin_ade20k, tmp_path,
 
     from helpers import ROOT
     from mmpoolformer.apis import load_config
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
     from mmpoolformer.utils.cli import enable_tta
     cfg = load_config(os.path.join(ROOT, CONFIG), {
         'test_dataloader.dataset.data_root': builtin_ade20k,
@@ -127,7 +128,8 @@ def test_tta_feeds_segttamodel_every_view(trained_fpn, builtin_ade20k, tmp_path,
     real_test_step = segmentor.test_step
     monkeypatch.setattr(segmentor, 'test_step', lambda data: views.append(
         tuple(data['inputs'][0].shape[-2:])) or real_test_step(data))
-    metrics = runner.test()
+    with mmengine_loads_through_load_file():  # as tools/test.py loads load_from
+        metrics = runner.test()
     assert len(views) == 4 * 12
     assert len(set(views)) == 6  # 190x150 images at 0.5 ... 1.75, rounded up to 32
     assert 0 <= metrics['mIoU'] <= 100

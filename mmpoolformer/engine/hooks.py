@@ -82,7 +82,8 @@ class NonFiniteLossHook(Hook):
         from mmengine.runner import find_latest_checkpoint
 
         from mmpoolformer.utils.errors import TrainingError
-        terms = {k: float(v) for k, v in (outputs or {}).items() if 'loss' in k}
+        terms = {k: float(v.detach()) if hasattr(v, 'detach') else float(v)
+                 for k, v in (outputs or {}).items() if 'loss' in k}
         if all(math.isfinite(v) for v in terms.values()):
             return
         values = ', '.join(f'{k}={v:.4g}' for k, v in terms.items())
