@@ -2,6 +2,7 @@
 import argparse
 import sys
 
+import torch
 from mmengine.runner import Runner
 
 try:
@@ -43,6 +44,10 @@ def main():
     # load_from and --resume read checkpoints through mmpoolformer.checkpoint.load_file.
     with mmengine_loads_through_load_file():
         Runner.from_cfg(cfg).train()
+    # Leaving a gloo / NCCL group to interpreter exit once aborted rank 0 after a finished
+    # two-process CPU run ("terminate called without an active exception").
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':
