@@ -148,3 +148,21 @@ def trained_like(model, seed=0):
             else:
                 p.copy_(0.05 * noise)
     return model.eval()
+
+
+def run_tta_test(cfg, monkeypatch, seen):
+    """Run cfg's test set as ``tools/test.py --tta`` does (``enable_tta``; checkpoints
+    read through ``load_file``), calling ``seen(data)`` with every batch the wrapped
+    model's ``test_step`` gets. Returns the TTA model and the metrics."""
+    from mmengine.runner import Runner
+
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
+    from mmpoolformer.utils.cli import enable_tta
+    enable_tta(cfg)
+    runner = Runner.from_cfg(cfg)
+    model = runner.model.module
+    real_test_step = model.test_step
+    monkeypatch.setattr(model, 'test_step', lambda data: seen(data) or real_test_step(data))
+    with mmengine_loads_through_load_file():
+        metrics = runner.test()
+    return runner.model, metrics

@@ -140,11 +140,9 @@ def test_tta_flips_each_image_for_dettta_model(builtin_coco, tmp_path, monkeypat
     it is and flipped, and CocoMetric scores the merged boxes. (Fresh weights: the
     mechanism is checked here, not the accuracy.)"""
     from mmdet.models import DetTTAModel
-    from mmengine.runner import Runner
 
-    from helpers import ROOT
+    from helpers import ROOT, run_tta_test
     from mmpoolformer.apis import load_config
-    from mmpoolformer.utils.cli import enable_tta
     ann_file = os.path.join(builtin_coco, 'annotations/instances_val2017.json')
     cfg = load_config(os.path.join(ROOT, RETINANET), {
         'test_dataloader.dataset.data_root': builtin_coco, 'test_evaluator.ann_file': ann_file,
@@ -152,14 +150,10 @@ def test_tta_flips_each_image_for_dettta_model(builtin_coco, tmp_path, monkeypat
         'test_dataloader.persistent_workers': False,
         'model.test_cfg.score_thr': 0.0})  # fresh heads score below the default 0.05
     cfg.work_dir = str(tmp_path)
-    enable_tta(cfg)
-    runner = Runner.from_cfg(cfg)
-    assert isinstance(runner.model, DetTTAModel)
-    flips, detector = [], runner.model.module
-    real_test_step = detector.test_step
-    monkeypatch.setattr(detector, 'test_step', lambda data: flips.extend(
-        s.flip for s in data['data_samples']) or real_test_step(data))
-    metrics = runner.test()
+    flips = []
+    tta_model, metrics = run_tta_test(cfg, monkeypatch, lambda data: flips.extend(
+        s.flip for s in data['data_samples']))
+    assert isinstance(tta_model, DetTTAModel)
     assert sorted(flips) == [False] * 4 + [True] * 4
     assert 0 <= metrics['coco/bbox_mAP'] <= 1
 

@@ -109,27 +109,19 @@ def test_tta_feeds_segttamodel_every_view(trained_fpn, builtin_ade20k, tmp_path,
     """--tta (mmpoolformer.utils.cli.enable_tta, as tools/test.py calls it): mmseg's
     SegTTAModel wraps the trained model, which sees 12 views of each image (six
     scales, each as it is and flipped), and the test still gives mIoU."""
-    from mmengine.runner import Runner
     from mmseg.models import SegTTAModel
 
-    from helpers import ROOT
+    from helpers import ROOT, run_tta_test
     from mmpoolformer.apis import load_config
-    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
-    from mmpoolformer.utils.cli import enable_tta
     cfg = load_config(os.path.join(ROOT, CONFIG), {
         'test_dataloader.dataset.data_root': builtin_ade20k,
         'test_dataloader.dataset.indices': 4, 'test_dataloader.num_workers': 0,
         'test_dataloader.persistent_workers': False})
     cfg.work_dir, cfg.load_from = str(tmp_path), trained_fpn[1]
-    enable_tta(cfg)
-    runner = Runner.from_cfg(cfg)
-    assert isinstance(runner.model, SegTTAModel)
-    views, segmentor = [], runner.model.module
-    real_test_step = segmentor.test_step
-    monkeypatch.setattr(segmentor, 'test_step', lambda data: views.append(
-        tuple(data['inputs'][0].shape[-2:])) or real_test_step(data))
-    with mmengine_loads_through_load_file():  # as tools/test.py loads load_from
-        metrics = runner.test()
+    views = []
+    tta_model, metrics = run_tta_test(cfg, monkeypatch, lambda data: views.append(
+        tuple(data['inputs'][0].shape[-2:])))
+    assert isinstance(tta_model, SegTTAModel)
     assert len(views) == 4 * 12
     assert len(set(views)) == 6  # 190x150 images at 0.5 ... 1.75, rounded up to 32
     assert 0 <= metrics['mIoU'] <= 100
