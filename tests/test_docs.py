@@ -1,0 +1,237 @@
+"""The README and docs/*.md: benchmark figures come from docs/benchmarks/*.json (through
+tools/analysis/benchmark_tables.py), the README stays short, nothing is dated by a
+"session", and every relative link reaches a tracked file and heading."""
+import glob
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from helpers import ROOT, import_tool, run_tool
+
+tables = import_tool('tools/analysis/benchmark_tables.py')
+
+DOCS = ['README.md'] + sorted(os.path.relpath(p, ROOT)
+                              for p in glob.glob(os.path.join(ROOT, 'docs', '*.md')))
+README_MAX_LINES = 450
+
+
+def _read(doc):
+    with open(os.path.join(ROOT, doc)) as f:
+        return f.read()
+
+
+# --------------------------------------------------------------------------- #
+# Benchmark tables
+# --------------------------------------------------------------------------- #
+def test_benchmark_tables_are_what_the_json_files_give():
+    proc = run_tool('tools/analysis/benchmark_tables.py', '--check')
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_figure_edited_by_hand_is_caught():
+    """performance.md's S12 table says 37.9 img/s for the default path (37.88 in
+    s12_cpu.json); typing 39.0 there must fail the check, naming doc and marker."""
+    doc = 'docs/performance.md'
+    text = _read(doc)
+    row = '| ours: default eval (channels_last) | 37.9 |'
+    assert row in text
+    edited = text.replace(row, '| ours: default eval (channels_last) | 39.0 |', 1)
+    _, changed = tables.render(edited, os.path.join(ROOT, 'docs'), doc)
+    assert changed == ['s12_cpu inference']
+    _, unchanged = tables.render(text, os.path.join(ROOT, 'docs'), doc)
+    assert unchanged == []
+
+
+def _fake_repo(tmp_path, monkeypatch, doc_text, records):
+    (tmp_path / 'docs' / 'benchmarks').mkdir(parents=True)
+    for name, record in records.items():
+        (tmp_path / 'docs' / 'benchmarks' / f'{name}.json').write_text(json.dumps(record))
+    (tmp_path / 'README.md').write_text('# readme\n')
+    (tmp_path / 'docs' / 'perf.md').write_text(doc_text)
+    monkeypatch.setattr(tables, 'ROOT', str(tmp_path))
+    return tmp_path / 'docs' / 'perf.md'
+
+
+ARGS = dict(arch='s12', batch=16, res=224, threads=2, dense_batch=1, bf16_agreement=None)
+RECORD = {
+    'machine': 'x86_64, 2 cores, 2 threads, torch 2.14.1, CPU flags: avx avx2 avx512_f',
+    'args': ARGS,
+    'inference': [
+        dict(name='ours: default eval (channels_last)', img_per_s=37.884, ratio=1.0,
+             max_abs_diff=4.768e-07, peak_fraction=0.6645, note='logits', times_s=[1, 2, 3]),
+        dict(name='timm: NCHW eager', img_per_s=25.01, ratio=1.5147, max_abs_diff=0.0,
+             peak_fraction=0.4388, note='stage-4 features', times_s=[1, 2, 3]),
+    ],
+}
+
+
+def test_the_tables_written_from_a_json_file(tmp_path, monkeypatch):
+    doc = _fake_repo(tmp_path, monkeypatch,
+                     'Before.\n\n<!-- benchmark-table: run inference -->\nold\n'
+                     '<!-- /benchmark-table -->\n\nAfter.\n', {'run': RECORD})
+    assert tables.main([]) == 0
+    assert doc.read_text() == '''Before.
+
+<!-- benchmark-table: run inference -->
+
+PoolFormer-S12, batch 16, 224x224, 2 threads; img/s is the median of 3 timed runs.
+
+| path | img/s | ours default / this | max abs diff | of FP32 peak | note |
+|---|---|---|---|---|---|
+| ours: default eval (channels_last) | 37.9 | 1.00 | 4.8e-07 | 66% | logits |
+| timm: NCHW eager | 25.0 | 1.51 | 0.0e+00 | 44% | stage-4 features |
+
+Machine: x86_64, 2 cores, 2 threads, torch 2.14.1; CPU flags: avx avx2 avx512_f ([`docs/benchmarks/run.json`](benchmarks/run.json)).
+
+<!-- /benchmark-table -->
+
+After.
+'''
+    assert tables.main(['--check']) == 0
+
+
+def test_check_names_the_doc_and_block_that_differ(tmp_path, monkeypatch, capsys):
+    doc = _fake_repo(tmp_path, monkeypatch,
+                     '<!-- benchmark-table: run -->\n<!-- /benchmark-table -->\n',
+                     {'run': RECORD})
+    assert tables.main([]) == 0
+    written = doc.read_text()
+    doc.write_text(written.replace('| 25.0 |', '| 26.0 |'))
+    assert tables.main(['--check']) == 1
+    assert 'docs/perf.md (run)' in capsys.readouterr().err
+    assert doc.read_text() == written.replace('| 25.0 |', '| 26.0 |')  # --check writes nothing
+
+
+def test_machine_without_cpu_flags_says_so(tmp_path, monkeypatch):
+    record = dict(RECORD, machine='x86_64, 2 cores, 2 threads, torch 2.14.1')
+    doc = _fake_repo(tmp_path, monkeypatch,
+                     '<!-- benchmark-table: run inference -->\n<!-- /benchmark-table -->\n',
+                     {'run': record})
+    tables.main([])
+    assert 'CPU flags: not recorded in this file' in doc.read_text()
+
+
+@pytest.mark.parametrize('marker, message', [
+    ('missing inference', 'docs/perf.md: docs/benchmarks/missing.json does not exist'),
+    ('run training', "docs/perf.md: docs/benchmarks/run.json has no section 'training'"),
+    ('run inference extra', "docs/perf.md: marker 'run inference extra': expected"),
+])
+def test_bad_markers_are_one_line_errors(tmp_path, monkeypatch, capsys, marker, message):
+    _fake_repo(tmp_path, monkeypatch,
+               f'<!-- benchmark-table: {marker} -->\n<!-- /benchmark-table -->\n',
+               {'run': RECORD})
+    assert tables.main(['--check']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {message}') and err.count('\n') == 1
+
+
+def test_an_unclosed_marker_is_an_error(tmp_path, monkeypatch, capsys):
+    _fake_repo(tmp_path, monkeypatch, '<!-- benchmark-table: run -->\ntext\n', {'run': RECORD})
+    assert tables.main(['--check']) == 1
+    assert 'has no <!-- /benchmark-table -->' in capsys.readouterr().err
+
+
+def test_goals_are_judged_on_the_figures_shown():
+    rows = [dict(name='ours: default eval (channels_last)', img_per_s=30.0, peak_fraction=0.70),
+            dict(name='ours: deploy (folded)', img_per_s=33.0, peak_fraction=0.795),
+            dict(name='ours: deploy, bf16', img_per_s=90.0, peak_fraction=1.9),
+            dict(name='timm: NCHW eager', img_per_s=20.05, peak_fraction=0.4),
+            dict(name='timm: channels_last eager', img_per_s=30.0, peak_fraction=0.6)]
+    record = {'inference': rows}
+    # 30 / 20.05 = 1.496: shown as 1.50x, so the 1.5x goal is met.
+    assert tables.measure(record, 'x', 'inference',
+                          ('speedup', tables.DEFAULT, 'timm: NCHW eager'), 1.5) == \
+        ('1.50x (30.0 vs 20.1 img/s)', True)
+    # The fastest fp32 row of ours is the deployed one, not the bf16 one.
+    assert tables.measure(record, 'x', 'inference',
+                          ('speedup', tables.FASTEST, 'timm: channels_last eager'), 1.25) == \
+        ('ours: deploy (folded), 1.10x (33.0 vs 30.0 img/s)', False)
+    assert tables.measure(record, 'x', 'inference', ('peak', tables.FASTEST), 0.8) == \
+        ('ours: deploy (folded), 80%', True)
+    dense = {'dense': [dict(name='a', img_per_s=0.25, note='peak memory of the step 2000 MiB'),
+                       dict(name='b', img_per_s=0.2, note='peak memory of the step 1000 MiB')]}
+    assert tables.measure(dense, 'x', 'dense', ('checkpointing', 'a', 'b'), (0.4, 0.3)) == \
+        ('peak memory 2000 -> 1000 MiB (50% less), step time +25%', True)
+
+
+def test_every_benchmark_file_is_shown_in_a_doc():
+    files = {os.path.basename(p)[:-len('.json')]
+             for p in glob.glob(os.path.join(ROOT, 'docs', 'benchmarks', '*.json'))}
+    assert files == tables.used_benchmarks()
+
+
+# --------------------------------------------------------------------------- #
+# README and docs text
+# --------------------------------------------------------------------------- #
+def test_readme_is_short():
+    lines = _read('README.md').count('\n')
+    assert lines <= README_MAX_LINES, (
+        f'README.md has {lines} lines, more than {README_MAX_LINES}: move details to docs/')
+
+
+def test_nothing_is_dated_by_a_session():
+    dated = re.compile(r'\b(this|last|previous|earlier|next|that) session\b', re.I)
+    found = [f'{doc}:{n}: {line.strip()}' for doc in DOCS
+             for n, line in enumerate(_read(doc).splitlines(), 1) if dated.search(line)]
+    assert not found, 'dated figures belong in CHANGELOG.md:\n' + '\n'.join(found)
+
+
+LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
+FENCE = re.compile(r'^```.*?^```', re.M | re.S)
+
+
+def _slug(heading):
+    """GitHub's anchor of a Markdown heading."""
+    text = re.sub(r'[^\w\- ]', '', heading.strip().lower())
+    return text.replace(' ', '-')
+
+
+def _anchors(doc):
+    anchors, seen = set(), {}
+    for heading in re.findall(r'^#{1,6} (.+)$', FENCE.sub('', _read(doc)), re.M):
+        slug = _slug(heading)
+        anchors.add(slug if slug not in seen else f'{slug}-{seen[slug]}')
+        seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def test_relative_links_reach_tracked_files_and_headings():
+    tracked = set(subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True,
+                                 text=True).stdout.splitlines())
+    if not tracked:
+        pytest.skip('not a git checkout')
+    tracked_dirs = {os.path.dirname(p) for p in tracked}
+    tracked_dirs |= {d for p in list(tracked_dirs) for d in _parents(p)}
+    problems = []
+    for doc in DOCS:
+        for target in LINK.findall(FENCE.sub('', _read(doc))):
+            if re.match(r'[a-z]+:', target):
+                continue  # https:, mailto:
+            path, _, anchor = target.partition('#')
+            path = os.path.normpath(os.path.join(os.path.dirname(doc), path)) if path else doc
+            if path not in tracked and path not in tracked_dirs:
+                problems.append(f'{doc}: link ({target}): {path} is not a tracked file')
+            elif anchor and path.endswith('.md') and anchor not in _anchors(path):
+                problems.append(f'{doc}: link ({target}): {path} has no heading #{anchor}')
+    assert not problems, '\n'.join(problems)
+
+
+def _parents(path):
+    while path:
+        path = os.path.dirname(path)
+        if path:
+            yield path
+
+
+def test_link_check_sees_a_broken_link():
+    """The scan finds links, images and anchors, and skips code blocks."""
+    text = ('[a](docs/x.md#part) ![b](docs/images/y.png)\n```\n[c](nowhere.md)\n```\n'
+            '[d](https://example.org)')
+    assert LINK.findall(FENCE.sub('', text)) == ['docs/x.md#part', 'docs/images/y.png',
+                                                  'https://example.org']
+    assert _slug('Training, evaluation and inference') == 'training-evaluation-and-inference'
+    assert _slug('ImageNet-1K classification (`configs/classification/`)') == \
+        'imagenet-1k-classification-configsclassification'

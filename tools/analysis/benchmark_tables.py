@@ -1,0 +1,296 @@
+"""Write the benchmark tables of the README and docs/*.md from docs/benchmarks/*.json.
+
+Every benchmark figure in the docs sits between two marker comments, and this
+tool writes what is between them from the JSON that tools/analysis/benchmark.py
+saved (--json), so no figure is typed by hand:
+
+    <!-- benchmark-table: s12_cpu inference -->
+    ... (written by this tool)
+    <!-- /benchmark-table -->
+
+The marker names a file of docs/benchmarks/ (without .json) and, optionally, one
+of its sections (inference, training, dense, dense_inference, bf16_agreement;
+all of them when left out), or ``goals``: the performance goals, each with what
+the JSON files measured.
+
+    python tools/analysis/benchmark_tables.py           # rewrite the docs in place
+    python tools/analysis/benchmark_tables.py --check   # exit 1 if a doc differs
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCHMARKS = os.path.join('docs', 'benchmarks')
+SECTIONS = ('inference', 'training', 'dense', 'dense_inference', 'bf16_agreement')
+ROW_SECTIONS = SECTIONS[:-1]
+BLOCK = re.compile(r'(<!-- benchmark-table: ([^>]*?) -->\n)(.*?)(<!-- /benchmark-table -->)',
+                   re.S)
+
+
+class TableError(Exception):
+    """A marker or a JSON file the tables cannot be written from."""
+
+
+def significant(x: float) -> str:
+    """Three significant digits, trailing zeros kept: 25.0, 0.245, 9.82, 208."""
+    return f'{x:#.3g}'.rstrip('.')
+
+
+def load(name: str) -> dict:
+    path = os.path.join(ROOT, BENCHMARKS, name + '.json')
+    if not os.path.isfile(path):
+        raise TableError(f'{os.path.join(BENCHMARKS, name)}.json does not exist')
+    with open(path) as f:
+        return json.load(f)
+
+
+def link(name: str, doc_dir: str, text: str = None) -> str:
+    """A Markdown link from a doc in ``doc_dir`` to docs/benchmarks/NAME.json."""
+    source = f'{BENCHMARKS}/{name}.json'
+    target = os.path.relpath(os.path.join(ROOT, source), doc_dir).replace(os.sep, '/')
+    return f'[`{text or source}`]({target})'
+
+
+def machine_line(record: dict, name: str, doc_dir: str) -> str:
+    """The machine and CPU flags the figures were measured on, with a link to their file."""
+    machine, _, flags = record['machine'].partition(', CPU flags: ')
+    return (f'Machine: {machine}; CPU flags: {flags or "not recorded in this file"} '
+            f'({link(name, doc_dir)}).')
+
+
+def setting_line(record: dict, section: str) -> str:
+    args = record['args']
+    if section in ('dense', 'dense_inference'):
+        setting = f'Batch {args["dense_batch"]}'
+    else:
+        setting = f'PoolFormer-{args["arch"].upper()}, batch {args["batch"]}, ' \
+                  f'{args["res"]}x{args["res"]}'
+    runs = {len(row.get('times_s', [])) for row in record[section]}
+    timing = (f'median of {runs.pop()} timed runs' if len(runs) == 1 and 0 not in runs
+              else 'median of the timed runs')
+    return f'{setting}, {args["threads"]} threads; img/s is the {timing}.'
+
+
+def rows_table(rows: list) -> list:
+    lines = ['| path | img/s | ours default / this | max abs diff | of FP32 peak | note |',
+             '|---|---|---|---|---|---|']
+    for row in rows:
+        diff = '' if row['max_abs_diff'] is None else f'{row["max_abs_diff"]:.1e}'
+        peak = '' if row['peak_fraction'] is None else f'{100 * row["peak_fraction"]:.0f}%'
+        lines.append(f'| {row["name"]} | {significant(row["img_per_s"])} | '
+                     f'{row["ratio"]:.2f} | {diff} | {peak} | {row["note"]} |')
+    return lines
+
+
+def agreement_table(result: dict, args: dict) -> list:
+    config = args['bf16_agreement'][0] if args.get('bf16_agreement') else 'the test set'
+    return [f'`{config}`, {result["images"]} test images:', '',
+            '| top-1 fp32 | top-1 bf16 | same prediction |', '|---|---|---|',
+            f'| {result["top1_fp32"]:.1f}% | {result["top1_bf16"]:.1f}% | '
+            f'{result["agreement"]:.1f}% of images |']
+
+
+def file_block(name: str, section: str, doc_dir: str) -> str:
+    record = load(name)
+    sections = [section] if section else [s for s in SECTIONS if s in record]
+    if not sections or sections[0] not in record:
+        raise TableError(f'{BENCHMARKS}/{name}.json has no section {section!r} '
+                         f'(it has: {", ".join(s for s in SECTIONS if s in record)})')
+    lines = []
+    for sec in sections:
+        if sec == 'bf16_agreement':
+            lines += agreement_table(record[sec], record['args'])
+        else:
+            lines += [setting_line(record, sec), ''] + rows_table(record[sec])
+        lines.append('')
+    lines.append(machine_line(record, name, doc_dir))
+    return '\n'.join(lines) + '\n'
+
+
+# --------------------------------------------------------------------------- #
+# Goals: (goal, benchmark file, section, what is measured, threshold)
+# --------------------------------------------------------------------------- #
+DEFAULT = 'ours: default eval (channels_last)'
+FASTEST = None  # the fastest fp32 row of ours in the table
+GOALS = [
+    ('default eval path >= 1.5x timm NCHW eager', ('s12_cpu', 'm36_cpu'), 'inference',
+     ('speedup', DEFAULT, 'timm: NCHW eager'), 1.5),
+    ('default eval path >= 1.5x mmpretrain NCHW eager', ('s12_cpu', 'm36_cpu'), 'inference',
+     ('speedup', DEFAULT, 'mmpretrain PoolFormer: NCHW eager'), 1.5),
+    ('fastest fp32 path >= 1.25x timm channels_last eager', ('s12_cpu', 'm36_cpu'), 'inference',
+     ('speedup', FASTEST, 'timm: channels_last eager'), 1.25),
+    ('fastest fp32 path >= 1.3x timm channels_last + torch.compile', ('s12_cpu', 'm36_cpu'),
+     'inference', ('speedup', FASTEST, 'timm: channels_last + torch.compile'), 1.3),
+    ("fastest fp32 path at >= 80% of the same run's FP32 GEMM peak", ('s12_cpu', 'm36_cpu'),
+     'inference', ('peak', FASTEST), 0.8),
+    ('training step (NCHW) no slower than timm', ('s12_cpu',), 'training',
+     ('speedup', 'ours: train step NCHW', 'timm: train step NCHW'), 1.0),
+    ('training step (channels_last) no slower than timm', ('s12_cpu',), 'training',
+     ('speedup', 'ours: train step channels_last', 'timm: train step channels_last'), 1.0),
+    ("Semantic FPN 512x512, whole model >= 1.3x the same model with mmpretrain's backbone",
+     ('s12_dense_inference_cpu',), 'dense_inference',
+     ('speedup', 'fpn whole model: ours (default eval)',
+      'fpn whole model: mmpretrain PoolFormer backbone'), 1.3),
+    ("Mask R-CNN 1333x800, whole model >= 1.15x the same model with mmpretrain's backbone",
+     ('s12_dense_inference_cpu',), 'dense_inference',
+     ('speedup', 'maskrcnn whole model: ours (default eval)',
+      'maskrcnn whole model: mmpretrain PoolFormer backbone'), 1.15),
+    ('`with_cp=True`: Mask R-CNN 1333x800 training step >= 40% less peak memory '
+     'at <= 30% more time', ('s12_dense_cpu',), 'dense',
+     ('checkpointing', 'maskrcnn train step, with_cp=False', 'maskrcnn train step, with_cp=True'),
+     (0.4, 0.3)),
+]
+MEMORY = re.compile(r'peak memory of the step (\d+(?:\.\d+)?) MiB')
+
+
+def _row(record: dict, name: str, section: str, label: str) -> dict:
+    rows = record[section]
+    if name is FASTEST:
+        ours = [r for r in rows if r['name'].startswith('ours:')
+                and not re.search(r'bf16|fp16', r['name'])]
+        return max(ours, key=lambda r: r['img_per_s'])
+    for row in rows:
+        if row['name'] == name:
+            return row
+    raise TableError(f'{BENCHMARKS}/{label}.json, {section}: no row {name!r}')
+
+
+def _memory(row: dict, label: str) -> float:
+    match = MEMORY.search(row['note'])
+    if not match:
+        raise TableError(f'{BENCHMARKS}/{label}.json: row {row["name"]!r} records no peak '
+                         'memory in its note')
+    return float(match.group(1))
+
+
+def measure(record: dict, label: str, section: str, what: tuple, threshold):
+    """(what was measured, in words; whether the goal is met)."""
+    kind, *names = what
+    # Each goal is judged on the figures as shown, so that a row never reads "80%, no".
+    kind, *names = what
+    first = _row(record, names[0], section, label)
+    which = f'{first["name"]}, ' if names[0] is FASTEST else ''
+    if kind == 'peak':
+        percent = round(100 * first['peak_fraction'])
+        return f'{which}{percent}%', percent >= 100 * threshold
+    second = _row(record, names[1], section, label)
+    if kind == 'speedup':
+        speedup = round(first['img_per_s'] / second['img_per_s'], 2)
+        return (f'{which}{speedup:.2f}x ({significant(first["img_per_s"])} vs '
+                f'{significant(second["img_per_s"])} img/s)'), speedup >= threshold
+    less_memory = round(100 * (1 - _memory(second, label) / _memory(first, label)))
+    more_time = round(100 * (first['img_per_s'] / second['img_per_s'] - 1))
+    return (f'peak memory {_memory(first, label):.0f} -> {_memory(second, label):.0f} MiB '
+            f'({less_memory}% less), step time {more_time:+d}%'), \
+        less_memory >= 100 * threshold[0] and more_time <= 100 * threshold[1]
+
+
+def goals_block(doc_dir: str) -> str:
+    lines = ['| goal | model | measured | met |', '|---|---|---|---|']
+    sources = []
+    for goal, labels, section, what, threshold in GOALS:
+        for label in labels:
+            record = load(label)
+            if section not in record:
+                raise TableError(f'{BENCHMARKS}/{label}.json has no section {section!r}')
+            text, met = measure(record, label, section, what, threshold)
+            model = record['args']['arch'].upper() if section in ('inference', 'training') \
+                else 'S12'
+            lines.append(f'| {goal} | {model} | {text} | {"yes" if met else "no"} |')
+            sources += [label] if label not in sources else []
+    links = ', '.join(link(label, doc_dir, label + '.json') for label in sources)
+    lines += ['', f'From {links}; each table gives its machine.']
+    return '\n'.join(lines) + '\n'
+
+
+# --------------------------------------------------------------------------- #
+# Docs
+# --------------------------------------------------------------------------- #
+def block_for(spec: str, doc_dir: str) -> str:
+    words = spec.split()
+    if words == ['goals']:
+        return goals_block(doc_dir)
+    if len(words) not in (1, 2) or (len(words) == 2 and words[1] not in SECTIONS):
+        raise TableError(f'marker {spec!r}: expected "NAME [SECTION]" with SECTION one of '
+                         f'{", ".join(SECTIONS)}, or "goals"')
+    return file_block(words[0], words[1] if len(words) == 2 else None, doc_dir)
+
+
+def render(text: str, doc_dir: str, doc: str = 'the doc'):
+    """(``text`` with every benchmark block rewritten from the JSON files, the markers
+    of the blocks that changed)."""
+    changed = []
+
+    def replace(match):
+        spec = match.group(2).strip()
+        try:
+            body = '\n' + block_for(spec, doc_dir) + '\n'
+        except TableError as e:
+            raise TableError(f'{doc}: {e}') from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise TableError(f'{doc}, marker {spec!r}: the JSON lacks or mangles {e}') from None
+        if body != match.group(3):
+            changed.append(spec)
+        return match.group(1) + body + match.group(4)
+
+    if text.count('<!-- benchmark-table:') != len(BLOCK.findall(text)):
+        raise TableError(f'{doc}: a <!-- benchmark-table: ... --> marker has no '
+                         '<!-- /benchmark-table --> after it')
+    return BLOCK.sub(replace, text), changed
+
+
+def docs() -> list:
+    return ['README.md'] + sorted(
+        os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'docs', '*.md')))
+
+
+def used_benchmarks() -> set:
+    """The docs/benchmarks files some doc shows."""
+    names = set()
+    for doc in docs():
+        with open(os.path.join(ROOT, doc)) as f:
+            for spec in BLOCK.findall(f.read()):
+                words = spec[1].split()
+                names |= ({label for _, labels, *_ in GOALS for label in labels}
+                          if words == ['goals'] else {words[0]})
+    return names
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--check', action='store_true',
+                        help='change nothing; exit 1 naming each doc whose tables differ')
+    args = parser.parse_args(argv)
+    stale = []
+    try:
+        for doc in docs():
+            path = os.path.join(ROOT, doc)
+            with open(path) as f:
+                text = f.read()
+            new, changed = render(text, os.path.dirname(path), doc)
+            if not changed:
+                continue
+            stale += [f'{doc} ({", ".join(changed)})']
+            if not args.check:
+                with open(path, 'w') as f:
+                    f.write(new)
+    except TableError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    if args.check and stale:
+        print(f'error: benchmark tables differ from {BENCHMARKS}/*.json in '
+              f'{"; ".join(stale)}: run python tools/analysis/benchmark_tables.py',
+              file=sys.stderr)
+        return 1
+    for doc in stale:
+        print(f'wrote {doc}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
