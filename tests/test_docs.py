@@ -73,23 +73,19 @@ def test_the_tables_written_from_a_json_file(tmp_path, monkeypatch):
                      'Before.\n\n<!-- benchmark-table: run inference -->\nold\n'
                      '<!-- /benchmark-table -->\n\nAfter.\n', {'run': RECORD})
     assert tables.main([]) == 0
-    assert doc.read_text() == '''Before.
-
-<!-- benchmark-table: run inference -->
-
-PoolFormer-S12, batch 16, 224x224, 2 threads; img/s is the median of 3 timed runs.
-
-| path | img/s | ours default / this | max abs diff | of FP32 peak | note |
-|---|---|---|---|---|---|
-| ours: default eval (channels_last) | 37.9 | 1.00 | 4.8e-07 | 66% | logits |
-| timm: NCHW eager | 25.0 | 1.51 | 0.0e+00 | 44% | stage-4 features |
-
-Machine: x86_64, 2 cores, 2 threads, torch 2.14.1; CPU flags: avx avx2 avx512_f ([`docs/benchmarks/run.json`](benchmarks/run.json)).
-
-<!-- /benchmark-table -->
-
-After.
-'''
+    machine = ('Machine: x86_64, 2 cores, 2 threads, torch 2.14.1; CPU flags: avx avx2 avx512_f '
+               '([`docs/benchmarks/run.json`](benchmarks/run.json)).')
+    assert doc.read_text().splitlines() == [
+        'Before.', '',
+        '<!-- benchmark-table: run inference -->', '',
+        'PoolFormer-S12, batch 16, 224x224, 2 threads; img/s is the median of 3 timed runs.', '',
+        '| path | img/s | ours default / this | max abs diff | of FP32 peak | note |',
+        '|---|---|---|---|---|---|',
+        '| ours: default eval (channels_last) | 37.9 | 1.00 | 4.8e-07 | 66% | logits |',
+        '| timm: NCHW eager | 25.0 | 1.51 | 0.0e+00 | 44% | stage-4 features |', '',
+        machine, '',
+        '<!-- /benchmark-table -->', '',
+        'After.']
     assert tables.main(['--check']) == 0
 
 
@@ -172,6 +168,18 @@ def test_readme_is_short():
         f'README.md has {lines} lines, more than {README_MAX_LINES}: move details to docs/')
 
 
+def test_quick_start_commands_are_what_ci_runs():
+    """The README's two commands are the ones .ci/run runs, as they are written."""
+    quick_start = _read('README.md').split('## Quick start\n', 1)[1].split('\n## ', 1)[0]
+    block = re.search(r'^```bash\n(.*?)^```', quick_start, re.M | re.S).group(1)
+    commands = [line.split('#', 1)[0].strip() for line in block.splitlines()]
+    assert commands == ['bash tools/run_main.sh', 'bash tools/run_tests.sh']
+    ci = _read('.ci/run')
+    for command in commands:
+        assert re.search(rf'^(\w+=\S+ )*{re.escape(command)}( |$)', ci, re.M), \
+            f'.ci/run does not run {command!r}'
+
+
 def test_nothing_is_dated_by_a_session():
     dated = re.compile(r'\b(this|last|previous|earlier|next|that) session\b', re.I)
     found = [f'{doc}:{n}: {line.strip()}' for doc in DOCS
@@ -216,7 +224,7 @@ def test_relative_links_reach_tracked_files_and_headings():
                 problems.append(f'{doc}: link ({target}): {path} is not a tracked file')
             elif anchor and path.endswith('.md') and anchor not in _anchors(path):
                 problems.append(f'{doc}: link ({target}): {path} has no heading #{anchor}')
-    assert not problems, '\n'.join(problems)
+    assert not problems, '\n'.join(sorted(set(problems)))
 
 
 def _parents(path):
