@@ -142,11 +142,12 @@ class MetaFormer(BaseModule):
     """MetaFormer backbone: a token mixer, norm and activation chosen per family.
 
     An architecture is a dict: ``layers`` (blocks per stage) and ``embed_dims``
-    (channels per stage) are required; ``mlp_ratios``, ``token_mixers`` (a mixer config, or one per
-    stage), ``norm_cfg``, ``act_cfg``, ``mlp_bias``, ``stem_norm_cfg`` (after
-    the stem), ``downsample_norm_cfg`` (before each downsampling),
-    ``layer_scale_init_values`` and ``res_scale_init_values`` (a value, None
-    for none, or one per stage) default to the class's ``default_settings``.
+    (channels per stage) are required; ``mlp_ratios``, ``token_mixers`` (a
+    mixer config, or one per stage), ``norm_cfg``, ``act_cfg``, ``mlp_bias``,
+    ``stem_norm_cfg`` (after the stem), ``downsample_norm_cfg`` (before each
+    downsampling), ``layer_scale_init_values`` and ``res_scale_init_values`` (a
+    value, None for none, or one per stage) default to the class's
+    ``default_settings``.
     Each family (PoolFormer, PoolFormerV2, IdentityFormer, RandFormer,
     ConvFormer, CAFormer) writes out those defaults and names its sizes in
     ``arch_settings``; the constructor's ``token_mixers``, ``norm_cfg`` and
