@@ -10,7 +10,8 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
-from mmengine.registry import Registry
+from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
+from mmengine.registry import DefaultScope, Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmpoolformer',
                   locations=['mmpoolformer.models'])
@@ -22,3 +23,15 @@ DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmpoolformer',
                     locations=['mmpoolformer.datasets'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmpoolformer',
                       locations=['mmpoolformer.datasets'])
+# init_cfg types: ``dict(type='mmpoolformer.PretrainedAnyLayout', checkpoint=...)``.
+WEIGHT_INITIALIZERS = Registry('weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS,
+                               scope='mmpoolformer', locations=['mmpoolformer.models'])
+
+
+def build_in_our_scope(build, *args, **kwargs):
+    """Run a builder (mmcv's ``build_norm_layer``, ``MODELS.build``, ...) with
+    ``mmpoolformer`` as the default scope, so that names resolve in our registries
+    first (then mmengine's root, where mmcv's norms and activations are), whichever
+    toolbox's Runner is building the model."""
+    with DefaultScope.overwrite_default_scope('mmpoolformer'):
+        return build(*args, **kwargs)

@@ -51,16 +51,6 @@ def test_odd_input_sizes():
     assert [o.shape[-2:] for o in outs] == [(19, 25), (10, 13), (5, 7), (3, 4)]
 
 
-def test_frozen_stages():
-    model = PoolFormer('s12', out_indices=(0, 1, 2, 3), frozen_stages=2)
-    model.train()
-    frozen = [model.stem, model.stages[0], model.stages[1], model.norm0, model.norm1]
-    assert all(not p.requires_grad for m in frozen for p in m.parameters())
-    assert all(not m.training for m in frozen)
-    assert all(p.requires_grad for p in model.stages[2].parameters())
-    assert model.stages[2].training
-
-
 def test_norm_eval_keeps_batchnorm_in_eval():
     model = PoolFormer('s12', norm_cfg=dict(type='BN'), norm_eval=True)
     model.train()

@@ -7,8 +7,9 @@ import torch
 
 from helpers import build_from_config, dense_batch, run_tool, succeeded, trained_like
 from mmpoolformer.models import PoolFormer
-from mmpoolformer.models.backbones import deploy
-from mmpoolformer.models.backbones.deploy import DeployedPoolFormerBlock
+from mmpoolformer.models.backbones.deploy import DeployedPoolFormerBlock, switch_to_deploy
+from mmpoolformer.models.layers import ConvMlp, OneDNNConvMlp
+from mmpoolformer.models.layers import mlp as mlp_layer
 
 
 def _max_rel_diff(outs, refs):
@@ -26,7 +27,7 @@ def test_deployed_backbone_matches_trained(arch):
         model.channels_last_eval = True
         default = model(x)
         assert all(o.is_contiguous() for o in default)  # NCHW for the heads
-        assert sum(len(s.blocks) for s in model.stages) == model.switch_to_deploy()
+        assert sum(len(s.blocks) for s in model.stages) == switch_to_deploy(model)
         deployed = model(x)
         model.channels_last_eval = False
         deployed_nchw = model(x)  # the folded math without oneDNN's fused ops
@@ -44,14 +45,14 @@ def test_deployed_dense_backbone_matches_trained(config):
     x = torch.randn(1, 3, 200, 264)  # sides not multiples of 32
     with torch.no_grad():
         reference = model.neck(backbone(x))
-        backbone.switch_to_deploy()
+        switch_to_deploy(backbone)
         deployed = model.neck(backbone(x))
     assert _max_rel_diff(deployed, reference) <= 1e-4
 
 
 def test_other_mixers_are_left_unfolded():
     model = PoolFormer('s12', token_mixers=dict(type='IdentityMixer')).eval()
-    assert model.switch_to_deploy() == 0
+    assert switch_to_deploy(model) == 0
 
 
 def test_benchmark_runs_on_a_tiny_setting(tmp_path):
@@ -120,22 +121,6 @@ def test_mmcv_roi_align_still_misreads_channels_last():
     assert (nchw - nhwc).abs().max() > 0.1  # measured 3.2 (same values, other layout)
 
 
-def test_poolformerv2_folds_all_its_pooling_blocks():
-    """PoolFormerV2's blocks (bias-free norms, StarReLU, no layer scale) fold
-    too, including stages 3-4 with their residual scales; other mixers stay."""
-    from mmpoolformer.models import PoolFormerV2
-    model = trained_like(PoolFormerV2('s12', out_indices=(0, 1, 2, 3)))
-    x = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        reference = model(x)
-        assert model.switch_to_deploy() == 2 + 2 + 6 + 2
-        deployed = model(x)
-    assert _max_rel_diff(deployed, reference) <= 1e-4  # measured 4.1e-6
-    assert all(isinstance(b, DeployedPoolFormerBlock) for s in model.stages for b in s.blocks)
-    from mmpoolformer.models import CAFormer
-    assert CAFormer('s18').switch_to_deploy() == 0
-
-
 class _OneDNNWithoutBF16:
     """oneDNN's fused convolution as on an AVX2-only CPU: fp32 runs, bf16 raises
     the error that CPU gives. Counts the calls by dtype."""
@@ -164,15 +149,15 @@ def test_every_path_runs_where_onednn_lacks_bf16(monkeypatch, bf16_supported):
     paths take the plain convolutions, and fp32 still fuses. The ISA check is
     faked, so this runs on every machine; with the check saying 'supported' the
     faked AVX2 op raises, which shows that the check is what keeps bf16 off it."""
-    fake = _OneDNNWithoutBF16(deploy._ONEDNN)
-    monkeypatch.setattr(deploy, '_ONEDNN', fake)
-    real_supports = deploy.onednn_supports
-    monkeypatch.setattr(deploy, 'onednn_supports',
+    fake = _OneDNNWithoutBF16(mlp_layer._ONEDNN)
+    monkeypatch.setattr(mlp_layer, '_ONEDNN', fake)
+    real_supports = mlp_layer.onednn_supports
+    monkeypatch.setattr(mlp_layer, 'onednn_supports',
                         lambda dtype: bf16_supported if dtype == torch.bfloat16
                         else real_supports(dtype))
     model = trained_like(PoolFormer('s12', out_indices=(0, 3)))
     deployed = trained_like(PoolFormer('s12', out_indices=(0, 3)))
-    deployed.switch_to_deploy()
+    switch_to_deploy(deployed)
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         model(x)
@@ -191,6 +176,79 @@ def test_every_path_runs_where_onednn_lacks_bf16(monkeypatch, bf16_supported):
                 assert _max_rel_diff(outs, reference) <= 2e-2  # bf16 rounding (8-bit mantissa)
     if not bf16_supported:
         assert fake.calls == []
+
+
+def _mlp_kernels(model):
+    return {type(m) for m in model.modules() if isinstance(m, ConvMlp)}
+
+
+@pytest.mark.skipif(mlp_layer._ONEDNN is None, reason='this PyTorch has no oneDNN')
+def test_the_mlp_kernel_is_chosen_by_mode_layout_and_device():
+    """eval() on the CPU with channels_last_eval picks the fused kernel once; train(),
+    channels_last_eval=False or a model elsewhere than the CPU keep the plain one.
+    The modules themselves, their hooks and the state dict stay as they are."""
+    model = PoolFormer('s12')
+    assert _mlp_kernels(model) == {ConvMlp}  # built in training mode
+    mlp = model.stages[0].blocks[0].mlp
+    keys = list(model.state_dict())
+    calls = []
+    mlp.register_forward_hook(lambda *args: calls.append(1))
+    model.eval()
+    assert _mlp_kernels(model) == {OneDNNConvMlp}
+    assert model.stages[0].blocks[0].mlp is mlp and list(model.state_dict()) == keys
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    assert calls == [1]
+    model.channels_last_eval = False
+    assert _mlp_kernels(model) == {ConvMlp}
+    model.channels_last_eval = True
+    assert _mlp_kernels(model) == {OneDNNConvMlp}
+    model.train()
+    assert _mlp_kernels(model) == {ConvMlp}
+    assert _mlp_kernels(model.to('meta').eval()) == {ConvMlp}
+    assert _mlp_kernels(PoolFormer('s12', channels_last_eval=False).eval()) == {ConvMlp}
+
+
+class _CountingOneDNN:
+    """oneDNN's fused convolution, counting its calls."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.real(*args)
+
+    def binary(self, *args):
+        self.calls += 1
+        return self.real.binary(*args)
+
+
+@pytest.mark.skipif(mlp_layer._ONEDNN is None, reason='this PyTorch has no oneDNN')
+def test_the_fused_kernel_runs_only_where_it_can(monkeypatch):
+    """In eval mode the fused kernel runs without autograd in fp32, and steps
+    aside for autograd (Grad-CAM), autocast and a model moved off the CPU after
+    eval(), each of which can change without a train() / eval() call."""
+    fake = _CountingOneDNN(mlp_layer._ONEDNN)
+    monkeypatch.setattr(mlp_layer, '_ONEDNN', fake)
+    model = trained_like(PoolFormer('s12'))
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model(x)
+    assert fake.calls == 12  # fc1 and GELU as one op in each of S12's 12 blocks
+    fake.calls = 0
+    x.requires_grad_(True)
+    model(x)[0].sum().backward()  # Grad-CAM's way: eval mode, autograd on
+    assert fake.calls == 0 and x.grad.abs().sum() > 0
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        model(x)
+    assert fake.calls == 0
+    mlp = model.stages[0].blocks[0].mlp
+    assert type(mlp) is OneDNNConvMlp
+    mlp.to('meta')  # as a model moved to a GPU after eval() keeps its kernel choice
+    with torch.no_grad():
+        mlp(torch.randn(1, 64, 8, 8, device='meta').contiguous(memory_format=torch.channels_last))
+    assert fake.calls == 0
 
 
 def test_channels_last_outputs_reach_roi_align_as_nchw():

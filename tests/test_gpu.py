@@ -16,7 +16,8 @@ import torch
 
 from helpers import trained_like
 from mmpoolformer.models import PoolFormer, PoolFormerV2
-from mmpoolformer.models.backbones import deploy
+from mmpoolformer.models.backbones.deploy import switch_to_deploy
+from mmpoolformer.models.layers import mlp as mlp_layer
 
 CUDA = torch.cuda.is_available()
 CL = torch.channels_last
@@ -47,10 +48,10 @@ def test_folding_stays_on_the_models_device_and_dtype(family):
     data, any device) and in float64 nothing is created on the CPU in float32.
     (PoolFormerV2, without layer scale and biases, failed both before.)"""
     model = family('s12').eval().to('meta')
-    model.switch_to_deploy()
+    switch_to_deploy(model)
     assert {t.device.type for t in [*model.parameters(), *model.buffers()]} == {'meta'}
     model = family('s12').eval().to(torch.float64)
-    model.switch_to_deploy()
+    switch_to_deploy(model)
     assert {t.dtype for t in [*model.parameters(), *model.buffers()]} == {torch.float64}
 
 
@@ -62,7 +63,7 @@ def test_deployed_model_runs_under_autocast(family):
     x = image()
     with torch.no_grad():
         reference = model(x)
-        model.switch_to_deploy()
+        switch_to_deploy(model)
         with torch.autocast('cpu', dtype=torch.bfloat16):
             out = model(x)
     assert out[0].dtype == torch.bfloat16
@@ -87,7 +88,7 @@ def no_onednn_on_cuda(monkeypatch):
         def __call__(self, x, *args):
             raise AssertionError(f'oneDNN fused op called with a {x.device} tensor')
         binary = __call__
-    monkeypatch.setattr(deploy, '_ONEDNN', Refuse())
+    monkeypatch.setattr(mlp_layer, '_ONEDNN', Refuse())
 
 
 @gpu
@@ -114,7 +115,7 @@ def test_deploy_on_cuda(family, fp32_reference, no_onednn_on_cuda):
     x = image(device='cuda')
     with torch.no_grad():
         reference = model(x)
-        assert model.switch_to_deploy() == 12
+        assert switch_to_deploy(model) == 12
         deployed = model(x)
         block_dtypes = []
         model.stages[1].blocks[0].register_forward_hook(

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from mmpretrain.models.heads import ClsHead
 
-from mmpoolformer.models.backbones.metaformer import SquaredReLU
+from mmpoolformer.models.layers import SquaredReLU
 from mmpoolformer.registry import MODELS
 
 

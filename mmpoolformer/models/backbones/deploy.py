@@ -1,78 +1,40 @@
-"""CPU deployment paths of the MetaFormer family (models/backbones/metaformer.py).
+"""Folding the MetaFormer family for CPU and GPU inference (``switch_to_deploy``).
 
-Two things, neither needed to train: oneDNN's fused pointwise convolutions
-(``torch.ops.mkldnn._convolution_pointwise``, the ops torch.compile's CPU backend
-emits), which ConvMlp uses at inference on CPU in channels_last; and folding
-(``MetaFormer.switch_to_deploy``), which rewrites PoolFormer blocks so that norm
-affines, layer scales and the pooling terms live in the convolutions.
+Folding rewrites PoolFormer blocks so that norm affines, layer scales and the
+pooling terms live in the convolutions; it is not needed to train. This module
+sits above the model: it imports the layers and ``metaformer.py``, and nothing
+in the model imports it. (The fused oneDNN kernel of the channel MLPs, which
+the folded blocks use too, is a layer: ``models/layers/mlp.py``.)
 """
 import copy
-from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-_ONEDNN = getattr(getattr(torch.ops, 'mkldnn', None), '_convolution_pointwise', None) \
-    if torch.backends.mkldnn.is_available() else None
-_1x1 = ([0, 0], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups
+from mmpoolformer.models.layers import LayerScale, Pooling
+
+from .metaformer import MetaFormer, MetaFormerBlock
 
 
-def onednn_supports(dtype: torch.dtype) -> bool:
-    """Whether this CPU runs oneDNN's fused convolutions in ``dtype``.
-
-    fp32 runs everywhere; bf16 needs AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT,
-    and fp16 AVX-512 FP16 or AMX. Asked of oneDNN itself, not of /proc/cpuinfo.
-    """
-    if dtype == torch.bfloat16:
-        return torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    if dtype == torch.float16:
-        return torch.ops.mkldnn._is_mkldnn_fp16_supported()
-    return dtype == torch.float32
-
-
-def _onednn_fusable(x: torch.Tensor, weight: torch.Tensor, training: bool) -> bool:
-    """Whether oneDNN's fused convolutions (the ops torch.compile's CPU backend
-    emits) can run this step: inference on CPU, channels_last, no autograd, a
-    dtype this CPU supports. Elsewhere the plain path runs, with the same math."""
-    return (_ONEDNN is not None and not training and x.device.type == 'cpu'
-            and x.dtype == weight.dtype and not torch.is_grad_enabled()
-            and not torch.is_autocast_enabled('cpu')
-            and x.is_contiguous(memory_format=torch.channels_last)
-            and onednn_supports(x.dtype))
-
-
-def fused_conv_mlp(mlp: nn.Module, x: torch.Tensor,
-                   residual: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
-    """``mlp``'s (a ConvMlp) output through oneDNN's fused convolutions, or None
-    where they cannot run this step (then the caller runs its plain path).
-
-    fc1 and an exact GELU run as one oneDNN convolution (GELU's erf is about a
-    fifth of PoolFormer's eager time when it is a separate pass), and an
-    optional residual is added inside fc2. Same math; float rounding differs
-    by ~1e-6 relative.
-    """
-    if not _onednn_fusable(x, mlp.fc1.weight, mlp.training):
-        return None
-    if type(mlp.act) is nn.GELU and mlp.act.approximate == 'none':
-        x = _ONEDNN(x, mlp.fc1.weight, mlp.fc1.bias, *_1x1, 'gelu', [], 'none')
-    else:
-        x = mlp.act(mlp.fc1(x))
-    if residual is None:
-        return mlp.fc2(x)
-    return _ONEDNN.binary(x, residual, mlp.fc2.weight, mlp.fc2.bias, *_1x1,
-                          'add', None, None, [], None)
-
-
-def fold_pooling_blocks(stages) -> int:
-    """Replace every foldable PoolFormer block of ``stages`` by its
-    DeployedPoolFormerBlock; returns how many were folded."""
+def switch_to_deploy(backbone: MetaFormer) -> int:
+    """Fold norm affines, layer scales and the pooling terms into the
+    convolutions of every PoolFormer block of ``backbone`` (see
+    DeployedPoolFormerBlock); outputs match within float rounding (tests:
+    <= 1e-4 relative). For inference only: the folded model cannot be trained or
+    saved back to the trained layout. Blocks of other mixers are kept, and a
+    second call folds nothing more. Sets ``backbone.deployed``; returns how many
+    blocks were folded."""
+    if not isinstance(backbone, MetaFormer):
+        raise TypeError(f'switch_to_deploy folds a MetaFormer backbone (pass '
+                        f'model.backbone), got {type(backbone).__name__}')
     folded = 0
-    for stage in stages:
+    for stage in backbone.stages:
         for j, block in enumerate(stage.blocks):
             if DeployedPoolFormerBlock.can_fold(block):
                 stage.blocks[j] = DeployedPoolFormerBlock(block)
                 folded += 1
+    backbone.deployed = True
     return folded
 
 
@@ -90,8 +52,7 @@ class DeployedPoolFormerBlock(nn.Module):
     (PoolFormerV2's stages 3-4) stay as per-channel multiplies.
     """
 
-    def __init__(self, block: nn.Module):
-        from .metaformer import LayerScale
+    def __init__(self, block: MetaFormerBlock):
         super().__init__()
         norm1, norm2, mlp = block.norm1, block.norm2, block.mlp
         # Folded where the block lives (a CUDA model stays on its GPU), in its dtype.
@@ -133,7 +94,6 @@ class DeployedPoolFormerBlock(nn.Module):
 
     @staticmethod
     def can_fold(block: nn.Module) -> bool:
-        from .metaformer import MetaFormerBlock, Pooling
         return (isinstance(block, MetaFormerBlock)
                 and isinstance(block.token_mixer, Pooling)
                 and all(isinstance(nm, nn.GroupNorm) and nm.num_groups == 1
@@ -149,7 +109,6 @@ def _affine(norm: nn.GroupNorm, like: torch.Tensor):
 
 
 def _scale_vector(layer_scale: nn.Module, like: torch.Tensor, dim: int) -> torch.Tensor:
-    from .metaformer import LayerScale
     if isinstance(layer_scale, LayerScale):
         return layer_scale.scale.detach()
     return like.new_ones(dim)
