@@ -20,7 +20,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from mmpoolformer.datasets.builtin import SEG_CLASSES, SHAPES
+from mmpoolformer.datasets.builtin import SHAPES
 
 WORLD = 2
 # Saves of the hook scenario: every 2nd of 4 iterations (1-based).
@@ -31,27 +31,36 @@ HOOK_ITERS, HOOK_INTERVAL, HOOK_SAVES = 4, 2, [2, 4]
 # In each process: counters and scenarios
 # --------------------------------------------------------------------------- #
 class FileCalls:
-    """Counts calls of file-system functions whose path lies under ``root``, by name."""
+    """Records calls of file-system functions whose path lies under ``root``."""
 
     def __init__(self, monkeypatch, root):
         import PIL.Image
-        self.root, self.calls = os.path.abspath(root), {}
+        self.root, self.calls = os.path.abspath(root), []
         for module, name, label in [(os.path, 'isfile', 'isfile'), (os, 'stat', 'stat'),
                                     (os, 'makedirs', 'makedirs'), (builtins, 'open', 'open'),
                                     (PIL.Image, 'open', 'Image.open')]:
-            monkeypatch.setattr(module, name, self._counting(getattr(module, name), label))
+            monkeypatch.setattr(module, name, self._recording(getattr(module, name), label))
 
-    def _counting(self, real, label):
-        def counted(path, *args, **kwargs):
+    def _recording(self, real, label):
+        def recorded(path, *args, **kwargs):
             if isinstance(path, (str, os.PathLike)) and os.path.abspath(
                     os.fspath(path)).startswith(self.root):
-                self.calls[label] = self.calls.get(label, 0) + 1
+                self.calls.append((label, os.fspath(path)))
             return real(path, *args, **kwargs)
-        return counted
+        return recorded
 
     def take(self):
-        calls, self.calls = self.calls, {}
-        return calls
+        """The calls since the last take, as {function: count}, and forget them."""
+        counts = {}
+        for label, _ in self.calls:
+            counts[label] = counts.get(label, 0) + 1
+        self.calls = []
+        return counts
+
+    def take_paths(self, label):
+        paths = [path for name, path in self.calls if name == label]
+        self.calls = [call for call in self.calls if call[0] != label]
+        return paths
 
 
 def _error(err):
@@ -135,20 +144,17 @@ def _train_with_checkpoint_hook(work_dir):
             def call(runner, *args, **kwargs):
                 counter.take()
                 real(runner, *args, **kwargs)
-                records.append(dict(method=method, iter=runner.iter + 1, calls=counter.take()))
+                staging = [p for p in counter.take_paths('makedirs')
+                           if '.last_checkpoint.staging' in p]
+                records.append(dict(method=method, iter=runner.iter + 1,
+                                    staging_makedirs=len(staging), calls=counter.take()))
             return call
         for method in ('after_train_iter', 'after_train_epoch', 'after_val_epoch'):
             mp.setattr(hook, method, recorded(method, getattr(hook, method)))
-        # Staging calls name the staging folder; count them on the side.
-        staging = []
-        real_makedirs = os.makedirs
-        mp.setattr(os, 'makedirs', lambda path, *a, **k: (
-            staging.append(path) if '.last_checkpoint.staging' in str(path) else None,
-            real_makedirs(path, *a, **k))[1])
         runner.train()
-    return dict(records=records, staging_makedirs=len(staging),
-                last_checkpoint=open(os.path.join(work_dir, 'last_checkpoint')).read()
-                if torch.distributed.get_rank() == 0 else None)
+    pointer = os.path.join(work_dir, 'last_checkpoint')
+    return dict(records=records,
+                last_checkpoint=open(pointer).read() if runner.rank == 0 else None)
 
 
 def _fetch_urls(server):
@@ -337,11 +343,10 @@ def test_checkpoint_hook_touches_files_only_on_rank_zero_when_it_saves(ranks):
     for rank, result in enumerate((rank0, rank1)):
         for record in result['records']:
             saves = record['method'] == 'after_train_iter' and record['iter'] in HOOK_SAVES
-            if not saves or rank == 1:  # no file-system call at all, any path
-                assert record['calls'] == {}, (rank, record)
-    # Rank 0 stages last_checkpoint once per save, and the pointer is the last save.
-    assert rank0['staging_makedirs'] == len(HOOK_SAVES)
-    assert rank1['staging_makedirs'] == 0
+            if rank == 0 and saves:  # the staging folder, once; then the files it saves
+                assert record['staging_makedirs'] == 1, record
+            else:  # no file-system call at all, any path
+                assert record['staging_makedirs'] == 0 and record['calls'] == {}, (rank, record)
     assert rank0['last_checkpoint'].endswith(f'iter_{HOOK_SAVES[-1]}.pth')
 
 
