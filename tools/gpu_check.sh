@@ -18,7 +18,8 @@
 #     timm and mmpretrain (WORK_DIR/benchmark_cuda.json).
 # --dry-run prints the commands (lines "+ ...") and the log checks ("= ...") without
 # running anything (tests/test_gpu_check.py). GPU_CHECK_GPUS overrides the number of
-# GPUs; GPU_CHECK_TIMEOUT (default 300) is the limit of each command, in seconds.
+# GPUs; GPU_CHECK_TIMEOUT (default 300) is the limit of each command, in seconds;
+# the distributed runs take the ports after GPU_CHECK_PORT (default 29500), one each.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -56,14 +57,16 @@ log_shows() {  # log_shows RUN_DIR PATTERN WHAT: the run's log must contain PATT
     grep -qE -- "$2" "$1"/*/*.log 2>/dev/null || fail "$1: the log does not show $3 ($2)"
 }
 
-GPUS=${GPU_CHECK_GPUS:-$( (( DRY_RUN )) && echo 1 ||
-    "$PYTHON" -c 'import torch; print(torch.cuda.device_count())')}
+GPUS=${GPU_CHECK_GPUS:-1}
 if (( ! DRY_RUN )); then
     mkdir -p "$WORK"
     exec > >(tee -a "$WORK/gpu_check.log") 2>&1
+    [[ -n ${GPU_CHECK_GPUS:-} ]] || GPUS=$("$PYTHON" -c \
+        'import torch; print(torch.cuda.device_count())') || fail "$PYTHON cannot import torch"
     (( GPUS > 0 )) || fail "torch sees no CUDA device"
-    command -v nvidia-smi > /dev/null &&
-        nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
+    if command -v nvidia-smi > /dev/null; then  # for the record only
+        nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv || true
+    fi
     # mmcv with CUDA ops (RoIAlign, NMS), or a one-line message saying what to rebuild.
     "$PYTHON" mmpoolformer/utils/build_env.py check-cuda || fail "mmcv has no CUDA ops"
 fi
