@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from mmpoolformer.utils.errors import CheckpointError
+from mmpoolformer.utils.rank_zero import rank_zero_first
 
 from .layouts import convert_to_mmpoolformer
 
@@ -65,13 +66,15 @@ def load_file(path: str, map_location='cpu') -> dict:
     :func:`mmengine_loads_through_load_file`), converters, demos. A file whose unpickling
     would call anything outside torch's and mmengine's plain data types is
     refused unless ``trust_checkpoint(path)`` was called for it.
+
+    A URL is downloaded into torch's hub cache once: in a distributed run, as
+    mmengine's own URL loader does, rank 0 downloads it while the other ranks
+    wait, then they read the cached file (every rank must call this then).
     """
     path = str(path)
     trusted = _identity(path) in _TRUSTED
     if path.startswith(('http://', 'https://')):
-        with torch.serialization.safe_globals(_mmengine_types()):
-            return torch.hub.load_state_dict_from_url(
-                path, map_location=map_location, weights_only=not trusted)
+        return rank_zero_first(_load_url, path, map_location, trusted)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
     if path.endswith('.safetensors'):
@@ -97,6 +100,17 @@ def load_file(path: str, map_location='cpu') -> dict:
     except Exception as err:  # truncated zip, not a checkpoint, ...
         raise CheckpointError(
             f'cannot load checkpoint {path}: {str(err).splitlines()[0]}') from None
+
+
+def _load_url(url: str, map_location, trusted: bool) -> dict:
+    """A checkpoint URL through torch's hub cache (downloaded if not cached there)."""
+    import urllib.error
+    try:
+        with torch.serialization.safe_globals(_mmengine_types()):
+            return torch.hub.load_state_dict_from_url(
+                url, map_location=map_location, weights_only=not trusted)
+    except urllib.error.URLError as err:  # HTTP errors, unknown host, refused connection
+        raise CheckpointError(f'cannot download checkpoint {url}: {err}') from None
 
 
 def load_from_mmpoolformer(filename, map_location=None):

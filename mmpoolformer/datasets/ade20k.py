@@ -9,14 +9,16 @@ from PIL import Image
 
 from mmpoolformer.registry import DATASETS, TRANSFORMS
 from mmpoolformer.utils.errors import ConfigError, DatasetError
+from mmpoolformer.utils.rank_zero import run_on_rank_zero
 
 from .transforms import drop_unreadable_images
 
 
-def check_label_maps(data_list):
+def check_label_maps(data_list) -> None:
     """Every image has a label map of its size, else DatasetError naming the file.
 
-    Only file headers are read, so this costs seconds on ADE20K.
+    Only file headers are read, so this costs seconds on ADE20K. In a distributed
+    run rank 0 alone reads them (:func:`checked_on_rank_zero`).
     """
     if not data_list:
         raise DatasetError('the segmentation data set is empty: no images found')
@@ -31,7 +33,6 @@ def check_label_maps(data_list):
                 raise DatasetError(
                     f'{seg}: label map is {im_seg.size[0]}x{im_seg.size[1]} but its image '
                     f'{img} is {im_img.size[0]}x{im_img.size[1]} (width x height)')
-    return data_list
 
 
 def check_label_values(seg_map_path: str, labels: np.ndarray, num_classes: int,
@@ -57,6 +58,13 @@ def check_label_values(seg_map_path: str, labels: np.ndarray, num_classes: int,
             f'reduce_zero_label={reduce_zero_label})')
 
 
+def checked_on_rank_zero(data_list):
+    """``data_list`` once :func:`check_label_maps` passed on rank 0; the other ranks
+    wait for its verdict (and raise its error)."""
+    run_on_rank_zero(check_label_maps, data_list)
+    return data_list
+
+
 def add_label_range(dataset: BaseSegDataset, data_list):
     """Give each sample what :class:`LoadSegAnnotationsChecked` checks its label
     values against: the number of classes as stored on disk (the data set
@@ -76,7 +84,7 @@ class ValidatedADE20KDataset(ADE20KDataset):
     """mmseg's ADE20KDataset, checked with :func:`check_label_maps` while loading."""
 
     def load_data_list(self):
-        return add_label_range(self, check_label_maps(super().load_data_list()))
+        return add_label_range(self, checked_on_rank_zero(super().load_data_list()))
 
     def filter_data(self):
         return drop_unreadable_images(self, super().filter_data())
@@ -88,7 +96,7 @@ class ValidatedSegDataset(BaseSegDataset):
     :func:`check_label_maps` while loading."""
 
     def load_data_list(self):
-        return add_label_range(self, check_label_maps(super().load_data_list()))
+        return add_label_range(self, checked_on_rank_zero(super().load_data_list()))
 
     def filter_data(self):
         return drop_unreadable_images(self, super().filter_data())

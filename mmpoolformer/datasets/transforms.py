@@ -16,6 +16,7 @@ from mmengine.logging import print_log
 
 from mmpoolformer.registry import TRANSFORMS
 from mmpoolformer.utils.errors import ConfigError, DatasetError
+from mmpoolformer.utils.rank_zero import run_on_rank_zero
 
 # Bytes a complete file of each format ends with (trailing padding allowed).
 _ENDINGS = {b'\xff\xd8': b'\xff\xd9',                         # JPEG: EOI marker
@@ -97,20 +98,28 @@ def drop_unreadable_images(dataset, data_list: list) -> list:
     one, and mmengine would refetch another at random in a set that is not in
     test mode), so the images are checked when the set is built: each bad one is
     named, and the count is logged. Otherwise the list is returned unchanged.
+    In a distributed run rank 0 alone reads the images; the others get the
+    indices it kept.
     """
     loaders = [t for t in getattr(dataset.pipeline, 'transforms', [])
                if isinstance(t, LoadImageChecked)]
     if not dataset.test_mode or not loaders or loaders[0].on_error != 'skip':
         return data_list
-    kept = []
-    for info in data_list:
-        img, problem = loaders[0].read(info['img_path'])
-        if img is None:
-            loaders[0]._fail(info['img_path'], problem)
-        else:
-            kept.append(info)
+    kept = run_on_rank_zero(_readable_indices, loaders[0], [i['img_path'] for i in data_list])
     if len(kept) < len(data_list):
         print_log(f'skipped {len(data_list) - len(kept)} of {len(data_list)} images of the '
                   f'test set that cannot be read (named above); the metrics are over the '
                   f'other {len(kept)}', logger='current', level=30)
+    return [data_list[i] for i in kept]
+
+
+def _readable_indices(loader: LoadImageChecked, paths: list) -> list:
+    """The indices of the paths that ``loader`` reads; each other one is logged."""
+    kept = []
+    for index, path in enumerate(paths):
+        img, problem = loader.read(path)
+        if img is None:
+            loader._fail(path, problem)
+        else:
+            kept.append(index)
     return kept
