@@ -30,7 +30,7 @@ GPUS=${GPU_CHECK_GPUS:-$( (( DRY_RUN )) && echo 1 ||
 if (( ! DRY_RUN )); then
     (( GPUS > 0 )) || { echo "error: torch sees no CUDA device" >&2; exit 1; }
     # mmcv with CUDA ops (RoIAlign, NMS), or a one-line message saying what to rebuild.
-    "$PYTHON" mmpoolformer/utils/build_env.py check-cuda
+    "$PYTHON" tools/build_env.py check-cuda
     mkdir -p "$WORK"
 fi
 PROCS=$(( GPUS >= 2 ? 2 : 1 ))
