@@ -1,6 +1,7 @@
 """Every config builds in its toolbox, with the backbone from this project."""
 import glob
 import os
+import re
 
 import pytest
 
@@ -8,7 +9,10 @@ from helpers import ROOT, build_from_config
 from mmpoolformer.analysis import count_parameters
 from mmpoolformer.models import MetaFormer, PoolFormer
 
-CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(f'{ROOT}/configs/*/*.py'))
+TASK_DIRS = ('classification', 'detection', 'segmentation')
+CONFIGS = sorted(os.path.relpath(p, ROOT) for task in TASK_DIRS
+                 for p in glob.glob(f'{ROOT}/configs/{task}/*.py'))
+PRETRAINED_TABLE = os.path.join(ROOT, 'configs', '_base_', 'pretrained.py')
 
 # Whole-model parameters in M (80 COCO classes / 150 ADE20K classes): the PoolFormer
 # paper (arXiv 2111.11418), Tables 3 (COCO) and 4 (ADE20K).
@@ -69,3 +73,30 @@ def test_configs_check_images_write_atomically_and_stop_on_nan(config):
     for loader in ('val_dataloader', 'test_dataloader'):
         assert cfg[loader].dataset.pipeline[0].type == 'mmpoolformer.LoadImageChecked'
         assert cfg[loader].dataset.test_mode
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_backbone_weights_come_from_the_table(config):
+    """A backbone that loads weights names the initializer that reads every layout
+    (mmpoolformer.PretrainedAnyLayout), and its checkpoint is one of
+    configs/_base_/pretrained.py's."""
+    from mmengine.config import Config
+
+    from mmpoolformer.apis import load_config
+    table = Config.fromfile(PRETRAINED_TABLE).pretrained_weights
+    init_cfg = load_config(os.path.join(ROOT, config)).model.backbone.get('init_cfg')
+    if config.startswith(('configs/detection/', 'configs/segmentation/')):
+        assert init_cfg is not None, f'{config}: the backbone starts from no weights'
+    if init_cfg is not None:
+        assert init_cfg.type == 'mmpoolformer.PretrainedAnyLayout', config
+        assert init_cfg.checkpoint in table.values(), config
+
+
+def test_each_url_is_written_once():
+    """Weights URLs live in configs/_base_/pretrained.py only, each once."""
+    table_text = open(PRETRAINED_TABLE).read()
+    urls = re.findall(r"'(https://[^']+)'", table_text)
+    assert urls and len(urls) == len(set(urls))
+    for path in glob.glob(f'{ROOT}/configs/**/*.py', recursive=True):
+        if path != PRETRAINED_TABLE:
+            assert 'https://' not in open(path).read(), path

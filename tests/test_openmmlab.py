@@ -108,10 +108,21 @@ def test_wheel_ships_configs_model_index_tools_and_license(installed_wheel):
     for path in ('mmpoolformer/.mim/model-index.yml', 'mmpoolformer/.mim/tools/train.py',
                  'mmpoolformer/.mim/tools/test.py',
                  'mmpoolformer/.mim/configs/detection/_base_/builtin_coco.py',
+                 'mmpoolformer/.mim/configs/_base_/default_runtime.py',
+                 'mmpoolformer/.mim/configs/_base_/pretrained.py',
                  'mmpoolformer/.mim/configs/detection/metafile.yml'):
         assert path in names, path
     assert any(n.endswith('licenses/LICENSE') for n in names)
     assert not any('__pycache__' in n for n in names)
+
+
+def test_wheel_version_is_the_package_version(installed_wheel):
+    """pyproject.toml reads the version from mmpoolformer.__version__, its one place."""
+    import mmpoolformer
+    with zipfile.ZipFile(installed_wheel[0]) as wheel:
+        metadata = next(n for n in wheel.namelist() if n.endswith('.dist-info/METADATA'))
+        lines = wheel.read(metadata).decode().splitlines()
+    assert f'Version: {mmpoolformer.__version__}' in lines
 
 
 def test_base_config_through_package_prefix(installed_wheel, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import ROOT
 
-BUILD_ENV = os.path.join(ROOT, 'mmpoolformer', 'utils', 'build_env.py')
+BUILD_ENV = os.path.join(ROOT, 'tools', 'build_env.py')
 
 FAKE_TORCH = '''
 __version__ = {version!r}
@@ -139,7 +139,7 @@ exit 0  # pip, and the final import check
 def fake_repo(tmp_path):
     """A copy of what setup_env.sh reads, with a fake .venv/bin/python."""
     repo = tmp_path / 'repo'
-    for path in ('tools/setup_env.sh', 'pyproject.toml', 'mmpoolformer/utils/build_env.py'):
+    for path in ('tools/setup_env.sh', 'pyproject.toml', 'tools/build_env.py'):
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(os.path.join(ROOT, path), repo / path)
     shutil.copytree(os.path.join(ROOT, 'requirements'), repo / 'requirements')
@@ -176,6 +176,10 @@ def test_setup_env_reuses_cached_cpu_wheel_then_builds_nothing_on_cuda(
     assert 'CPU ops only: no GPU visible' in stderr
     assert not any('download' in c for c in calls), calls
     assert any('--force-reinstall' in c and legacy in c for c in calls), calls
+    # The dependencies are pyproject's, pinned by the constraints, with the cached mmcv
+    # wheel in the same command (so that pip never builds mmcv for mmdet's requirement).
+    assert any(c.endswith(f'-c {fake_repo}/requirements/constraints.txt '
+                          f'-e {fake_repo}[tests] {legacy}') for c in calls), calls
     # Nothing changed: the stamp returns at once, without python.
     assert run_setup(fake_repo, env)[1] == []
 
@@ -204,7 +208,7 @@ def test_setup_env_script_parses():
 # Bad input: an mmcv that does not fit the run, said in one line before it starts
 # --------------------------------------------------------------------------- #
 def test_mmcv_without_compiled_ops(monkeypatch):
-    from mmpoolformer.utils.build_env import mmcv_ops_problem
+    from mmpoolformer.utils.openmmlab import mmcv_ops_problem
     monkeypatch.setitem(sys.modules, 'mmcv.ops', None)  # as with mmcv-lite
     problem = mmcv_ops_problem(cuda_run=False)
     assert 'has no usable compiled ops' in problem and 'reinstall mmcv' in problem
@@ -223,6 +227,23 @@ def test_tool_says_what_to_reinstall_without_mmcv_ops():
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error: mmcv 2.1.0'), proc.stderr[-2000:]
     assert 'reinstall mmcv with its ops' in lines[0]
+
+
+@pytest.mark.parametrize('compiled, status', [('not available', 1), ('13.0', 0)])
+def test_gpu_check_asks_the_package_about_cuda_ops(monkeypatch, capsys, compiled, status):
+    """`tools/build_env.py check-cuda` (tools/gpu_check.sh) gives the package's message."""
+    import runpy
+
+    import mmcv.ops
+    monkeypatch.setattr(mmcv.ops, 'get_compiling_cuda_version', lambda: compiled)
+    main = runpy.run_path(BUILD_ENV)['main']
+    assert main(['check-cuda']) == status
+    lines = capsys.readouterr().err.splitlines()
+    if status:
+        assert len(lines) == 1 and lines[0].startswith('error: mmcv ')
+        assert 'was built without CUDA ops' in lines[0]
+    else:
+        assert lines == []
 
 
 @pytest.mark.parametrize('scope, compiled, fails', [

@@ -68,7 +68,7 @@ if (( ! DRY_RUN )); then
         nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv || true
     fi
     # mmcv with CUDA ops (RoIAlign, NMS), or a one-line message saying what to rebuild.
-    "$PYTHON" mmpoolformer/utils/build_env.py check-cuda || fail "mmcv has no CUDA ops"
+    "$PYTHON" tools/build_env.py check-cuda || fail "mmcv has no CUDA ops"
 fi
 echo "gpu_check: $GPUS GPU(s), one NCCL process each; work dir $WORK"
 

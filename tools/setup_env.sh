@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Create or update .venv at the repository root with everything mmpoolformer needs.
-# Idempotent: a stamp file records the hash of the requirement files and this script,
+# The dependencies are pyproject.toml's (the package with its [tests] extra), pinned by
+# requirements/constraints.txt, the versions tested together.
+# Idempotent: a stamp file records the hash of those two files and the set-up scripts,
 # so a second run with nothing changed returns in about a second.
 #
 # mmcv 2.1.0 (the newest that mmdet 3.3 / mmseg 1.2 accept) has no wheel for torch 2.14,
 # so it is built once from its PyPI sdist and the wheel is cached in $MMPOOLFORMER_CACHE
 # (default ~/.cache/mmpoolformer), keyed by torch, CUDA (or cpu) and Python version. The build
 # has CUDA ops when torch has CUDA, nvcc is found and a GPU is visible (or
-# MMPOOLFORMER_FORCE_CUDA=1 with TORCH_CUDA_ARCH_LIST); mmpoolformer/utils/build_env.py decides.
+# MMPOOLFORMER_FORCE_CUDA=1 with TORCH_CUDA_ARCH_LIST); tools/build_env.py decides.
 # CUDA_HOME, CUDA_VISIBLE_DEVICES and PATH (for nvcc) are read.
 set -euo pipefail
 
@@ -19,7 +21,7 @@ CACHE="${MMPOOLFORMER_CACHE:-$HOME/.cache/mmpoolformer}"
 REQ="$ROOT/requirements"
 STAMP="$VENV/.mmpoolformer-stamp"
 
-BUILD_ENV="$ROOT/mmpoolformer/utils/build_env.py"
+BUILD_ENV="$ROOT/tools/build_env.py"
 
 # The machine facts the mmcv build depends on are hashed too (cheaply, without torch), so
 # that a venv set up on a login node is checked again on a GPU node.
@@ -86,14 +88,12 @@ if ! "$VENV/bin/python" "$BUILD_ENV" installed "$MMCV_VER" "$FORCE_CUDA" 2>/dev/
     "${PIP[@]}" install -q --no-deps --force-reinstall "$WHEEL_DIR"/mmcv-*.whl
 fi
 
-log "installing runtime and test requirements"
-# The cached wheel (if any: an mmcv that fits may be installed without one) keeps pip
-# from building mmcv again for mmdet's requirement.
+log "installing the package with its [tests] extra (pyproject.toml)"
+# The cached wheel (if any: an mmcv that fits may be installed without one), named in
+# the same command, keeps pip from building mmcv again for mmdet's requirement.
 MMCV_WHEEL=("$WHEEL_DIR"/mmcv-*.whl)
 [[ -f "${MMCV_WHEEL[0]}" ]] || MMCV_WHEEL=()
-"${PIP[@]}" install -q -c "$REQ/constraints.txt" -r "$REQ/runtime.txt" -r "$REQ/tests.txt" \
-    "${MMCV_WHEEL[@]}"
-"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+"${PIP[@]}" install -q -c "$REQ/constraints.txt" -e "$ROOT[tests]" "${MMCV_WHEEL[@]}"
 # A later install may have moved setuptools past the pkg_resources removal.
 "${PIP[@]}" install -q -c "$REQ/constraints.txt" setuptools
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, mmpoolformer"

@@ -1,4 +1,4 @@
 # IdentityFormer-S24: scripts/identityformer/train_identityformer_s24.sh of sail-sg/metaformer
 # (AdamW lr 4e-3 per 4096 images, 5 warmup epochs, drop path 0.1).
 _base_ = './identityformer_s12_in1k.py'
-model = dict(backbone=dict(arch='s24', drop_path_rate=0.1))
+model = dict(backbone=dict(arch='s24'))

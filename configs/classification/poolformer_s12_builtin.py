@@ -26,7 +26,7 @@ val_dataloader = dict(
     dataset=dict(_delete_=True, type='mmpoolformer.ValidatedImageFolder', data_root=data_root,
                  data_prefix='val', pipeline=test_pipeline, test_mode=True))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+val_evaluator = dict(topk=(1, ))
 test_evaluator = val_evaluator
 
 max_epochs = 15

@@ -5,7 +5,8 @@
 # label smoothing 0.1, bicubic, drop path 0.1, test crop 0.9 (resize 248 -> 224).
 # mmpretrain's own PoolFormer config supplies the data pipeline and runtime.
 #   ImageNet layout: data/imagenet/{train,val}/<class>/<image>.JPEG
-_base_ = 'mmpretrain::poolformer/poolformer-s12_32xb128_in1k.py'
+_base_ = ['mmpretrain::poolformer/poolformer-s12_32xb128_in1k.py',
+          '../_base_/default_runtime.py']
 custom_imports = dict(imports=['mmpoolformer'], allow_failed_imports=False)
 
 model = dict(
@@ -25,10 +26,10 @@ test_pipeline = [
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
-# 8 GPUs x 128 images = 1024 -> lr 1e-3; --auto-scale-lr rescales for other batches.
-train_dataloader = dict(batch_size=128)
-val_dataloader = dict(batch_size=128, dataset=dict(pipeline=test_pipeline, test_mode=True))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline, test_mode=True))
 test_dataloader = val_dataloader
+# 8 GPUs x 128 images (the base's batch) = 1024 -> lr 1e-3; --auto-scale-lr rescales
+# for other batches.
 optim_wrapper = dict(optimizer=dict(lr=1e-3), clip_grad=None)
 auto_scale_lr = dict(base_batch_size=1024)
 
@@ -42,13 +43,5 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=cosine_epochs + cooldown_epochs)
 
-# Accept official sail-sg / mmpretrain / timm checkpoints in load_from and tools/test.py.
-# A default hook: default_hooks merge key by key across _base_, so a child config
-# that sets its own custom_hooks keeps it.
-# Checkpoints and last_checkpoint are written atomically, and training stops at
-# the first NaN / Inf loss before it is saved (docs/reliability.md).
-default_hooks = dict(
-    convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'),
-    checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
-                    backend_args=dict(backend='atomic_local')),
-    check_loss=dict(type='mmpoolformer.NonFiniteLossHook'))
+# Checkpoint conversion, atomic checkpoints, a stop at a NaN loss (../_base_/default_runtime.py).
+default_hooks = {{_base_.mmpoolformer_default_hooks}}

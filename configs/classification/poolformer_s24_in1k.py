@@ -1,2 +1,2 @@
 _base_ = './poolformer_s12_in1k.py'
-model = dict(backbone=dict(arch='s24', drop_path_rate=0.1))
+model = dict(backbone=dict(arch='s24'))

@@ -1,4 +1,4 @@
 # RandFormer-S12: scripts/randformer/train_randformer_s12.sh of sail-sg/metaformer
 # (AdamW lr 4e-3 per 4096 images, 5 warmup epochs, drop path 0.1).
 _base_ = './poolformerv2_s12_in1k.py'
-model = dict(backbone=dict(type='mmpoolformer.RandFormer', arch='s12', drop_path_rate=0.1))
+model = dict(backbone=dict(type='mmpoolformer.RandFormer'))

@@ -1,10 +1,10 @@
 # Mask R-CNN + PoolFormer-S12 on COCO, the original recipe: 1x schedule (12 epochs,
 # lr steps at 8 and 11, linear warmup), 8 GPUs x 2 images, AdamW lr 2e-4, wd 1e-4,
 # FPN 256 channels / 5 outputs, ImageNet-pretrained backbone (official weights).
-_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+          '../_base_/default_runtime.py', '../_base_/pretrained.py']
 custom_imports = dict(imports=['mmpoolformer'], allow_failed_imports=False)
 
-pretrained = 'https://github.com/sail-sg/poolformer/releases/download/v1.0/poolformer_s12.pth.tar'
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -15,7 +15,8 @@ model = dict(
         # run in channels_last too; the RoI extractors make them NCHW for mmcv's
         # RoIAlign, which reads raw NCHW memory.
         nchw_outputs=False,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+        init_cfg=dict(type='mmpoolformer.PretrainedAnyLayout',
+                      checkpoint={{_base_.pretrained_weights.poolformer_s12}})),
     neck=dict(in_channels=[64, 128, 320, 512]),
     roi_head=dict(bbox_roi_extractor=dict(type='mmpoolformer.NCHWRoIExtractor'),
                   mask_roi_extractor=dict(type='mmpoolformer.NCHWRoIExtractor')))
@@ -39,13 +40,5 @@ test_pipeline = [
 val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset',
                                    pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# Accept official sail-sg / mmpretrain / timm checkpoints in load_from and tools/test.py.
-# A default hook: default_hooks merge key by key across _base_, so a child config
-# that sets its own custom_hooks keeps it.
-# Checkpoints and last_checkpoint are written atomically, and training stops at
-# the first NaN / Inf loss before it is saved (docs/reliability.md).
-default_hooks = dict(
-    convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'),
-    checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
-                    backend_args=dict(backend='atomic_local')),
-    check_loss=dict(type='mmpoolformer.NonFiniteLossHook'))
+# Checkpoint conversion, atomic checkpoints, a stop at a NaN loss (../_base_/default_runtime.py).
+default_hooks = {{_base_.mmpoolformer_default_hooks}}

@@ -4,7 +4,9 @@
 _base_ = ['./maskrcnn_poolformer_s12.py', './_base_/builtin_coco.py']
 
 model = dict(
-    backbone=dict(init_cfg=dict(checkpoint={{_base_.builtin_pretrained}})),
+    # As COCO models start from ImageNet weights, these start from the built-in classifier.
+    backbone=dict(
+        init_cfg=dict(checkpoint={{_base_.pretrained_weights.poolformer_s12_builtin}})),
     roi_head=dict(bbox_head=dict(num_classes=4), mask_head=dict(num_classes=4)),
     train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=200),
                    rcnn=dict(sampler=dict(num=64))),

@@ -1,4 +1,5 @@
 _base_ = './retinanet_poolformer_s12.py'
 model = dict(
-    backbone=dict(arch='m36', init_cfg=dict(checkpoint='https://github.com/sail-sg/poolformer/releases/download/v1.0/poolformer_m36.pth.tar')),
+    backbone=dict(arch='m36',
+                  init_cfg=dict(checkpoint={{_base_.pretrained_weights.poolformer_m36}})),
     neck=dict(in_channels=[192, 384, 768]))

@@ -1,17 +1,18 @@
 # RetinaNet + PoolFormer-S12 on COCO, the original recipe: 1x schedule, 8 GPUs x 2
 # images, AdamW lr 1e-4, wd 1e-4. The FPN starts at stride 8 with extra convs on
 # its input, so the backbone emits (and normalises) only stages 1-3.
-_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+_base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+          '../_base_/default_runtime.py', '../_base_/pretrained.py']
 custom_imports = dict(imports=['mmpoolformer'], allow_failed_imports=False)
 
-pretrained = 'https://github.com/sail-sg/poolformer/releases/download/v1.0/poolformer_s12.pth.tar'
 model = dict(
     backbone=dict(
         _delete_=True,
         type='mmpoolformer.PoolFormer',
         arch='s12',
         out_indices=(1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+        init_cfg=dict(type='mmpoolformer.PretrainedAnyLayout',
+                      checkpoint={{_base_.pretrained_weights.poolformer_s12}})),
     neck=dict(in_channels=[128, 320, 512], start_level=0))
 
 optim_wrapper = dict(
@@ -33,9 +34,8 @@ test_pipeline = [
 val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset',
                                    pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# tools/test.py --tta: mmdet's flip test, the boxes of both views merged by NMS.
-tta_model = dict(type='DetTTAModel',
-                 tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+# tools/test.py --tta: mmdet's flip test at the test scale; tta_model, mmdet's DetTTAModel
+# merging the boxes of both views by NMS, comes from mmdet's retinanet_tta.py.
 tta_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='TestTimeAug', transforms=[
@@ -45,13 +45,5 @@ tta_pipeline = [
         [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                                                'scale_factor', 'flip', 'flip_direction'))]]),
 ]
-# Accept official sail-sg / mmpretrain / timm checkpoints in load_from and tools/test.py.
-# A default hook: default_hooks merge key by key across _base_, so a child config
-# that sets its own custom_hooks keeps it.
-# Checkpoints and last_checkpoint are written atomically, and training stops at
-# the first NaN / Inf loss before it is saved (docs/reliability.md).
-default_hooks = dict(
-    convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'),
-    checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
-                    backend_args=dict(backend='atomic_local')),
-    check_loss=dict(type='mmpoolformer.NonFiniteLossHook'))
+# Checkpoint conversion, atomic checkpoints, a stop at a NaN loss (../_base_/default_runtime.py).
+default_hooks = {{_base_.mmpoolformer_default_hooks}}

@@ -4,7 +4,9 @@
 _base_ = ['./retinanet_poolformer_s12.py', './_base_/builtin_coco.py']
 
 model = dict(
-    backbone=dict(init_cfg=dict(checkpoint={{_base_.builtin_pretrained}})),
+    # As COCO models start from ImageNet weights, these start from the built-in classifier.
+    backbone=dict(
+        init_cfg=dict(checkpoint={{_base_.pretrained_weights.poolformer_s12_builtin}})),
     bbox_head=dict(num_classes=4),
     test_cfg=dict(nms_pre=300, max_per_img=20))
 
@@ -15,9 +17,8 @@ val_evaluator = {{_base_.builtin_val_evaluator}}
 test_evaluator = val_evaluator
 tta_pipeline = {{_base_.builtin_tta_pipeline}}
 
-max_epochs = 12
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-optim_wrapper = dict(optimizer=dict(lr=1e-4))
+max_epochs = 12  # the 1x schedule's, which it inherits; validated once, at the end
+train_cfg = dict(val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[10], gamma=0.1),

@@ -5,4 +5,4 @@
 _base_ = './fpn_poolformer_s12_ade20k.py'
 model = dict(backbone=dict(
     type='mmpoolformer.CAFormer', arch='s18',
-    init_cfg=dict(checkpoint='https://huggingface.co/sail/dl/resolve/main/caformer/caformer_s18.pth')))
+    init_cfg=dict(checkpoint={{_base_.pretrained_weights.caformer_s18}})))

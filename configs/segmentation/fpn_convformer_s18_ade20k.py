@@ -3,4 +3,4 @@
 _base_ = './fpn_poolformer_s12_ade20k.py'
 model = dict(backbone=dict(
     type='mmpoolformer.ConvFormer', arch='s18',
-    init_cfg=dict(checkpoint='https://huggingface.co/sail/dl/resolve/main/convformer/convformer_s18.pth')))
+    init_cfg=dict(checkpoint={{_base_.pretrained_weights.convformer_s18}})))

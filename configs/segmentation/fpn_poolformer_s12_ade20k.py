@@ -3,10 +3,10 @@
 # FPN 256 / FPNHead 128 channels, 150 classes, single-scale test with
 # ResizeToMultiple(32). mmseg's own PoolFormer config supplies data and schedule.
 #   ADE20K layout: data/ade/ADEChallengeData2016/{images,annotations}/{training,validation}
-_base_ = 'mmseg::poolformer/fpn_poolformer_s12_8xb4-40k_ade20k-512x512.py'
+_base_ = ['mmseg::poolformer/fpn_poolformer_s12_8xb4-40k_ade20k-512x512.py',
+          '../_base_/default_runtime.py', '../_base_/pretrained.py']
 custom_imports = dict(imports=['mmpoolformer'], allow_failed_imports=False)
 
-pretrained = 'https://github.com/sail-sg/poolformer/releases/download/v1.0/poolformer_s12.pth.tar'
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -16,7 +16,8 @@ model = dict(
         # Inference on CPU: channels_last features, so that the neck and the
         # head run in channels_last too.
         nchw_outputs=False,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+        init_cfg=dict(type='mmpoolformer.PretrainedAnyLayout',
+                      checkpoint={{_base_.pretrained_weights.poolformer_s12}})))
 
 # The original trained in fp32; use --amp to opt in to mixed precision.
 optim_wrapper = dict(type='OptimWrapper')
@@ -60,13 +61,5 @@ tta_pipeline = [
         [dict(type='mmpoolformer.LoadSegAnnotationsChecked')],
         [dict(type='PackSegInputs')]]),
 ]
-# Accept official sail-sg / mmpretrain / timm checkpoints in load_from and tools/test.py.
-# A default hook: default_hooks merge key by key across _base_, so a child config
-# that sets its own custom_hooks keeps it.
-# Checkpoints and last_checkpoint are written atomically, and training stops at
-# the first NaN / Inf loss before it is saved (docs/reliability.md).
-default_hooks = dict(
-    convert_checkpoint=dict(type='mmpoolformer.ConvertCheckpointHook'),
-    checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
-                    backend_args=dict(backend='atomic_local')),
-    check_loss=dict(type='mmpoolformer.NonFiniteLossHook'))
+# Checkpoint conversion, atomic checkpoints, a stop at a NaN loss (../_base_/default_runtime.py).
+default_hooks = {{_base_.mmpoolformer_default_hooks}}

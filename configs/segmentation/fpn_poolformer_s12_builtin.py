@@ -10,13 +10,13 @@ metainfo = dict(
     classes=('background', 'circle', 'square', 'triangle', 'cross'),
     palette=[[120, 120, 120], [220, 20, 60], [0, 128, 255], [255, 200, 0], [60, 180, 75]])
 crop_size = (128, 160)
-pretrained = 'work_dirs/poolformer_s12_builtin/epoch_15.pth'
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(
+        init_cfg=dict(checkpoint={{_base_.pretrained_weights.poolformer_s12_builtin}})),
     # BatchNorm instead of SyncBN: one CPU process has nothing to sync with.
-    decode_head=dict(num_classes=5, norm_cfg=dict(type='BN', requires_grad=True)))
+    decode_head=dict(num_classes=5, norm_cfg=dict(type='BN')))
 
 train_pipeline = [
     dict(type='mmpoolformer.LoadImageChecked'),
@@ -39,7 +39,7 @@ train_dataloader = dict(
                  data_prefix=dict(img_path='images/training',
                                   seg_map_path='annotations/training')))
 val_dataloader = dict(
-    batch_size=1, num_workers=2,
+    num_workers=2,
     dataset=dict(type='mmpoolformer.ValidatedSegDataset', img_suffix='.jpg',
                  seg_map_suffix='.png', reduce_zero_label=True,
                  data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
@@ -50,6 +50,5 @@ train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0.0, begin=0, end=max_iters,
                         by_epoch=False)]
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
-default_hooks = dict(logger=dict(interval=20),
-                     checkpoint=dict(by_epoch=False, interval=max_iters))
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=max_iters))
 randomness = dict(seed=0)

@@ -1,3 +1,4 @@
 _base_ = './fpn_poolformer_s12_ade20k.py'
 model = dict(
-    backbone=dict(arch='s36', init_cfg=dict(checkpoint='https://github.com/sail-sg/poolformer/releases/download/v1.0/poolformer_s36.pth.tar')))
+    backbone=dict(arch='s36',
+                  init_cfg=dict(checkpoint={{_base_.pretrained_weights.poolformer_s36}})))

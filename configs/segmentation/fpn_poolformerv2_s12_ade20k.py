@@ -2,5 +2,5 @@
 # swapped; ImageNet weights from sail-sg/metaformer (converted on loading).
 _base_ = './fpn_poolformer_s12_ade20k.py'
 model = dict(backbone=dict(
-    type='mmpoolformer.PoolFormerV2', arch='s12',
-    init_cfg=dict(checkpoint='https://huggingface.co/sail/dl/resolve/main/poolformerv2/poolformerv2_s12.pth')))
+    type='mmpoolformer.PoolFormerV2',
+    init_cfg=dict(checkpoint={{_base_.pretrained_weights.poolformerv2_s12}})))

@@ -4,5 +4,5 @@
 # segmentation inputs they are resampled to each image's token grid (README).
 _base_ = './fpn_poolformer_s12_ade20k.py'
 model = dict(backbone=dict(
-    type='mmpoolformer.RandFormer', arch='s12',
-    init_cfg=dict(checkpoint='https://huggingface.co/sail/dl/resolve/main/randformer/randformer_s12.pth')))
+    type='mmpoolformer.RandFormer',
+    init_cfg=dict(checkpoint={{_base_.pretrained_weights.randformer_s12}})))

@@ -10,8 +10,8 @@ import torch
 from mmengine.config import Config, DictAction
 
 from mmpoolformer.apis import check_model_config, load_config
-from mmpoolformer.utils.build_env import mmcv_ops_problem
 from mmpoolformer.utils.errors import USER_ERRORS, UsageError
+from mmpoolformer.utils.openmmlab import mmcv_ops_problem
 
 
 def cli(main):

@@ -3,13 +3,15 @@ in the toolboxes' format (what `mim search mmpoolformer` reads).
 
 Parameters and MACs are counted from each config's model with the package's fvcore
 counter (224x224 for classifiers, 1280x800 for detectors, 512x512 for segmentors);
-the paper's metrics and the public weights are the tables below.
+the papers' metrics and mmsegmentation's weights are the tables below, the ImageNet
+weights the configs' own table (configs/_base_/pretrained.py).
 """
 import argparse
 import glob
 import os.path as osp
 
 import yaml
+from mmengine.config import Config
 
 from mmpoolformer.analysis import DEFAULT_SHAPES, count_macs, count_parameters
 from mmpoolformer.apis import REPO_ROOT, build_model
@@ -77,9 +79,9 @@ def family_and_arch(name: str):
 
 
 def imagenet_weights(family: str, arch: str) -> str:
-    if family == 'poolformer':
-        return f'https://github.com/sail-sg/poolformer/releases/download/v1.0/poolformer_{arch}.pth.tar'
-    return f'https://huggingface.co/sail/dl/resolve/main/{family}/{family}_{arch}.pth'
+    """The official ImageNet-1K weights of a backbone size, as the configs name them."""
+    table = Config.fromfile(osp.join(REPO_ROOT, 'configs/_base_/pretrained.py'))
+    return table.pretrained_weights[f'{family}_{arch}']
 
 
 def entry(task_dir: str, config: str, params: int, macs: int) -> dict:

@@ -5,9 +5,6 @@
 builtin_data_root = 'data/builtin/coco/'
 builtin_metainfo = dict(classes=('circle', 'square', 'triangle', 'cross'))
 builtin_image_scale = (192, 160)
-# As COCO models start from ImageNet weights, these start from the classifier that
-# configs/classification/poolformer_s12_builtin.py trains.
-builtin_pretrained = 'work_dirs/poolformer_s12_builtin/epoch_15.pth'
 
 builtin_train_pipeline = [
     dict(type='mmpoolformer.LoadImageChecked'),

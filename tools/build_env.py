@@ -1,25 +1,27 @@
-"""How mmcv is built for this machine, and whether the installed one fits the run.
+"""How mmcv is built for this machine, and whether the installed one fits.
 
-``tools/setup_env.sh`` runs this file by path, before mmcv is installed (so it
-imports nothing but the standard library and torch), to choose the mmcv build:
+``tools/setup_env.sh`` runs this file by path, before mmcv and the toolboxes are
+installed (so it imports nothing but the standard library and torch), to choose the
+mmcv build:
 
-    python mmpoolformer/utils/build_env.py choose 2.1.0    # NAME=VALUE lines
-    python mmpoolformer/utils/build_env.py installed 2.1.0 1  # exit 0: fits
-    python mmpoolformer/utils/build_env.py check-cuda   # CUDA ops? else one line, exit 1
+    python tools/build_env.py choose 2.1.0      # NAME=VALUE lines
+    python tools/build_env.py installed 2.1.0 1  # exit 0: mmcv 2.1.0 with CUDA ops is installed
+    python tools/build_env.py check-cuda        # CUDA ops? else one line, exit 1
 
 mmcv's CUDA ops are built when torch has CUDA, ``nvcc`` is found, and a GPU is
 visible (or ``MMPOOLFORMER_FORCE_CUDA=1``, e.g. on a login node without GPUs);
 the architectures are those of the visible GPUs unless ``TORCH_CUDA_ARCH_LIST``
 is set. The wheel cache key names the CUDA version and architectures, or
 ``cpu``, so that a CPU-only wheel is never reused where CUDA ops are wanted.
-The tools call :func:`mmcv_ops_problem` before a run starts.
+``check-cuda`` (tools/gpu_check.sh) runs after the set-up and asks the package's
+:func:`mmpoolformer.utils.openmmlab.mmcv_ops_problem`, which the tools call before a run.
 """
 import glob
 import os
 import os.path as osp
 import shutil
 import sys
-from typing import Dict, Optional
+from typing import Optional
 
 
 def find_cuda_home(env=os.environ) -> Optional[str]:
@@ -61,7 +63,7 @@ def pip_cuda_includes(torch) -> str:
     return ':'.join(sorted(glob.glob(osp.join(site, 'nvidia', '*', 'include'))))
 
 
-def mmcv_build_choices(mmcv_version: str, env=os.environ) -> Dict[str, str]:
+def mmcv_build_choices(mmcv_version: str, env=os.environ) -> dict[str, str]:
     """The environment of the mmcv build and the wheel cache key for this machine.
 
     Returns FORCE_CUDA ('1' or '0'), TORCH_CUDA_ARCH_LIST, CUDA_HOME and
@@ -104,32 +106,27 @@ def mmcv_build_choices(mmcv_version: str, env=os.environ) -> Dict[str, str]:
                 LEGACY_KEY=legacy, REASON=f'CPU ops only: {reason}')
 
 
-def mmcv_ops_problem(cuda_run: bool) -> Optional[str]:
-    """One line saying how the installed mmcv fails this run, or None if it fits:
-    no compiled ops at all (mmcv-lite, or built with MMCV_WITH_OPS=0), or only CPU
-    ops on a run that uses CUDA (RoIAlign and NMS would fail mid-training)."""
-    import mmcv
-    try:
-        import mmcv.ops
-    except (ImportError, OSError) as err:
-        return (f'mmcv {mmcv.__version__} ({osp.dirname(mmcv.__file__)}) has no usable '
-                f'compiled ops ({err}): reinstall mmcv with its ops (tools/setup_env.sh, or '
-                '`mim install "mmcv>=2.0.0rc4,<2.2.0"` where a prebuilt wheel exists; '
-                'mmcv-lite has none)')
-    if cuda_run and mmcv.ops.get_compiling_cuda_version() == 'not available':
-        return (f'mmcv {mmcv.__version__} ({osp.dirname(mmcv.__file__)}) was built without '
-                'CUDA ops but this run uses CUDA: rebuild it where torch has CUDA and nvcc '
-                'is found (tools/setup_env.sh on a GPU node, or MMPOOLFORMER_FORCE_CUDA=1 '
-                'TORCH_CUDA_ARCH_LIST=<arch>), or run on the CPU with CUDA_VISIBLE_DEVICES=')
-    return None
-
-
-def _installed_fits(mmcv_version: str, need_cuda: bool) -> bool:
+def installed_mmcv_fits(mmcv_version: str, need_cuda: bool) -> bool:
+    """Whether mmcv ``mmcv_version`` is installed with its compiled ops (and its CUDA ops
+    when ``need_cuda``). The set-up asks before the toolboxes are installed, when the
+    package cannot be imported; its mmcv_ops_problem says the same to users, in words."""
     try:
         import mmcv
-    except ImportError:
+        import mmcv.ops
+    except (ImportError, OSError):
         return False
-    return mmcv.__version__ == mmcv_version and mmcv_ops_problem(need_cuda) is None
+    return mmcv.__version__ == mmcv_version and not (
+        need_cuda and mmcv.ops.get_compiling_cuda_version() == 'not available')
+
+
+def cuda_ops_problem() -> Optional[str]:
+    """After the set-up: the installed package's one-line message for an mmcv without
+    CUDA ops, or None. Importing the package refuses an mmcv without any compiled ops."""
+    try:
+        from mmpoolformer.utils.openmmlab import mmcv_ops_problem
+    except ImportError as err:
+        return str(err)
+    return mmcv_ops_problem(cuda_run=True)
 
 
 def main(argv) -> int:
@@ -143,9 +140,9 @@ def main(argv) -> int:
         print('\n'.join(f'{k}={v}' for k, v in choices.items()))
         return 0
     if command == 'installed':
-        return 0 if _installed_fits(argv[1], argv[2] == '1') else 1
+        return 0 if installed_mmcv_fits(argv[1], argv[2] == '1') else 1
     if command == 'check-cuda':
-        problem = mmcv_ops_problem(cuda_run=True)
+        problem = cuda_ops_problem()
         if problem is not None:
             print(f'error: {problem}', file=sys.stderr)
         return 0 if problem is None else 1
