@@ -4,8 +4,7 @@ import os
 
 import pytest
 
-from helpers import ROOT, build_from_config
-from mmpoolformer.analysis import count_parameters
+from helpers import ROOT, build_from_config, count_parameters
 from mmpoolformer.models import MetaFormer, PoolFormer
 
 CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(f'{ROOT}/configs/*/*.py'))

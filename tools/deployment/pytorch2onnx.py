@@ -11,7 +11,8 @@ import argparse
 
 from mmengine.config import DictAction
 
-from mmpoolformer.utils import cli as R
+from mmpoolformer.apis import run as R
+from mmpoolformer.utils.cli import cli
 
 
 def parse_args():
@@ -35,7 +36,7 @@ def parse_args():
     return R.parse_args_trusting(parser)
 
 
-@R.cli
+@cli
 def main():
     args = parse_args()
     from mmpoolformer.apis import init_model

@@ -8,7 +8,8 @@ import torch
 
 from mmpoolformer.checkpoint import (LAYOUTS, convert_from_mmpoolformer, convert_to_mmpoolformer,
                                      get_state_dict, load_file)
-from mmpoolformer.utils.cli import cli, parse_args_trusting
+from mmpoolformer.apis.run import parse_args_trusting
+from mmpoolformer.utils.cli import cli
 
 
 def parse_args():
