@@ -169,8 +169,8 @@ def run_tta_test(cfg, monkeypatch, seen):
     model's ``test_step`` gets. Returns the TTA model and the metrics."""
     from mmengine.runner import Runner
 
-    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
     from mmpoolformer.apis.run import enable_tta
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
     enable_tta(cfg)
     runner = Runner.from_cfg(cfg)
     model = runner.model.module

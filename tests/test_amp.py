@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from helpers import (ROOT, build_from_config, builtin_cls_options, import_tool, last_metrics, run_tool,
-                     succeeded)
+from helpers import (ROOT, build_from_config, builtin_cls_options, import_tool, last_metrics,
+                     run_tool, succeeded)
 from mmpoolformer.engine import cpu_has_native_bf16
 from mmpoolformer.utils.errors import UsageError
 

@@ -6,8 +6,8 @@ import torch
 from mmengine.runner import Runner
 
 try:
-    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
     from mmpoolformer.apis import run as R
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
     from mmpoolformer.utils.cli import cli
 except ImportError as err:  # e.g. mmcv without its compiled ops: the message says what to do
     sys.exit(f'error: {err}')

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional
 
 import torch
-
 from complexity import count_macs
 from model_inputs import dense_batch, randomize_
+
 from mmpoolformer.apis import build_model, init_model, load_config
 from mmpoolformer.checkpoint import convert_from_mmpoolformer
 from mmpoolformer.utils.tensor_forward import TensorForward
