@@ -116,11 +116,14 @@ TOOL_ONLY = {'onnxruntime', 'onnx', 'onnxscript', 'gradio', 'pytorch_grad_cam', 
 NEW_MODULES = textwrap.dedent('''
     import json, sys
 
-    # The toolboxes as their own tools import them.
+    # The toolboxes as their own tools import them, and a config read with a toolbox's
+    # base (mmengine finds `mmdet::` configs through pkg_resources and what it vendors).
     import mmengine.runner
     import mmdet.apis, mmdet.models, mmdet.datasets
     import mmseg.apis, mmseg.models, mmseg.datasets
     import mmpretrain.apis, mmpretrain.models, mmpretrain.datasets
+    from mmengine.config import Config
+    Config.fromstring("_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'", '.py')
     before = {name.split('.')[0] for name in sys.modules}
 
     from mmpoolformer.apis import build_model
