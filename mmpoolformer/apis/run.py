@@ -9,8 +9,8 @@ from typing import Optional
 import torch
 from mmengine.config import Config, DictAction
 
+from mmpoolformer import engine
 from mmpoolformer.checkpoint import trust_checkpoint
-from mmpoolformer.engine import cpu_has_native_bf16
 from mmpoolformer.utils.build_env import mmcv_ops_problem
 from mmpoolformer.utils.errors import UsageError
 
@@ -114,7 +114,7 @@ def enable_amp(cfg: Config):
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
         return
-    if not cpu_has_native_bf16():
+    if not engine.cpu_has_native_bf16():
         raise UsageError('--amp without CUDA needs a CPU with native bf16 (AVX-512 BF16 or '
                          'AMX); this one has neither, train in fp32 (drop --amp)')
     if cfg.optim_wrapper.get('type', 'OptimWrapper') not in ('OptimWrapper',
