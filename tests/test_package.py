@@ -33,8 +33,10 @@ def imported_modules(module: str, path: str, modules: dict) -> set:
     imports the module a.b when there is one, else the module a."""
     is_package = os.path.basename(path) == '__init__.py'
     here = module.split('.') if is_package else module.split('.')[:-1]
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
     found = set()
-    for node in ast.walk(ast.parse(open(path).read(), path)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
