@@ -8,10 +8,33 @@ import sys
 
 import torch
 
-# Shared with the benchmark (mmpoolformer.analysis.inputs); tests take them from here.
-from mmpoolformer.analysis.inputs import dense_batch, randomize_  # noqa: F401
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def import_tool(path):
+    """A file of tools/ imported as a module: a script (e.g. 'tools/demo/app.py') or a
+    module that the scripts of its folder share (e.g. 'tools/analysis/speed.py'). Its
+    folder is first on sys.path while it loads, as when a script there runs, so that
+    its imports of sibling modules resolve."""
+    import importlib.util
+    file = os.path.join(ROOT, path)
+    folder = os.path.dirname(file)
+    spec = importlib.util.spec_from_file_location(
+        os.path.splitext(os.path.basename(path))[0], file)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+    return module
+
+
+# Tool code the tests use as well (the benchmark's inputs, the complexity count).
+_inputs = import_tool('tools/analysis/model_inputs.py')
+dense_batch, randomize_ = _inputs.dense_batch, _inputs.randomize_
+_complexity = import_tool('tools/analysis/complexity.py')
+count_macs, count_parameters = _complexity.count_macs, _complexity.count_parameters
 
 
 def build_from_config(path, **overrides):
@@ -124,16 +147,6 @@ def succeeded(proc):
     return proc.stdout + proc.stderr
 
 
-def import_tool(path):
-    """A script of tools/ (e.g. 'tools/demo/app.py') imported as a module."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        os.path.splitext(os.path.basename(path))[0], os.path.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def trained_like(model, seed=0):
     """Random weights at trained-model scales, in eval mode: norm weights around 1 with
     biases, layer scales well away from their 1e-5 init, so every folded term matters."""
@@ -156,8 +169,8 @@ def run_tta_test(cfg, monkeypatch, seen):
     model's ``test_step`` gets. Returns the TTA model and the metrics."""
     from mmengine.runner import Runner
 
+    from mmpoolformer.apis.run import enable_tta
     from mmpoolformer.checkpoint import mmengine_loads_through_load_file
-    from mmpoolformer.utils.cli import enable_tta
     enable_tta(cfg)
     runner = Runner.from_cfg(cfg)
     model = runner.model.module

@@ -5,7 +5,8 @@ import os
 import pytest
 import torch
 
-from helpers import ROOT, build_from_config, builtin_cls_options, last_metrics, run_tool, succeeded
+from helpers import (ROOT, build_from_config, builtin_cls_options, import_tool, last_metrics,
+                     run_tool, succeeded)
 from mmpoolformer.engine import cpu_has_native_bf16
 from mmpoolformer.utils.errors import UsageError
 
@@ -25,7 +26,7 @@ MAX_GAP = 5.0
 
 def amp_config():
     from mmpoolformer.apis import load_config
-    from mmpoolformer.utils.cli import enable_amp
+    from mmpoolformer.apis.run import enable_amp
     cfg = load_config(os.path.join(os.path.dirname(os.path.dirname(__file__)), BUILTIN))
     enable_amp(cfg)
     return cfg
@@ -62,7 +63,7 @@ def test_amp_refused_for_detectors_on_cpu(monkeypatch):
     instead of its traceback."""
     import mmpoolformer.engine
     from mmpoolformer.apis import load_config
-    from mmpoolformer.utils.cli import enable_amp
+    from mmpoolformer.apis.run import enable_amp
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     monkeypatch.setattr(mmpoolformer.engine, 'cpu_has_native_bf16', lambda: True)
     cfg = load_config(os.path.join(ROOT, 'configs/detection/maskrcnn_poolformer_s12_builtin.py'))
@@ -112,7 +113,7 @@ def test_classifier_learns_with_amp(builtin_classifier, tmp_path):
 
 @needs_bf16
 def test_benchmark_reports_amp_step():
-    from mmpoolformer.analysis.benchmark import training_rows
+    training_rows = import_tool('tools/analysis/speed.py').training_rows
     rows = training_rows(batch=2, res=32, warmup=0, repeats=1, log=lambda *a: None, bf16=True)
     assert rows[4].name == 'ours: train step NCHW, bf16 autocast (--amp)'
     assert rows[4].ratio == pytest.approx(rows[0].img_per_s / rows[4].img_per_s)

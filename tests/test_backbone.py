@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from helpers import build_from_config, randomize_
-from mmpoolformer.analysis import count_macs, count_parameters
+from helpers import build_from_config, count_macs, count_parameters, randomize_
 from mmpoolformer.models import PoolFormer
 
 # Exact classifier parameter counts (timm's and mmpretrain's PoolFormer agree; the

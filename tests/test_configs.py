@@ -5,8 +5,7 @@ import re
 
 import pytest
 
-from helpers import ROOT, build_from_config
-from mmpoolformer.analysis import count_parameters
+from helpers import ROOT, build_from_config, count_parameters
 from mmpoolformer.models import MetaFormer, PoolFormer
 
 TASK_DIRS = ('classification', 'detection', 'segmentation')

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from helpers import build_from_config, dense_batch, run_tool, succeeded, trained_like
+from helpers import build_from_config, dense_batch, import_tool, run_tool, succeeded, trained_like
 from mmpoolformer.models import PoolFormer
 from mmpoolformer.models.backbones.deploy import DeployedPoolFormerBlock, switch_to_deploy
 from mmpoolformer.models.layers import ConvMlp, OneDNNConvMlp
@@ -271,7 +271,7 @@ def test_channels_last_outputs_reach_roi_align_as_nchw():
 def test_dense_benchmark_compares_models_with_the_same_weights(kind):
     """The dense inference table times ours against the same model with
     mmpretrain's PoolFormer backbone: both must compute the same features."""
-    from mmpoolformer.analysis.benchmark import build_dense_pair
+    build_dense_pair = import_tool('tools/analysis/speed.py').build_dense_pair
     ours, theirs = build_dense_pair(kind)
     assert type(theirs.backbone).__module__.startswith('mmpretrain')
     x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))

@@ -135,7 +135,7 @@ def test_bad_coco_json_is_named(builtin_coco, tmp_path, fault, message):
 
 
 def test_tta_flips_each_image_for_dettta_model(builtin_coco, tmp_path, monkeypatch):
-    """--tta (mmpoolformer.utils.cli.enable_tta, as tools/test.py calls it) on the
+    """--tta (mmpoolformer.apis.run.enable_tta, as tools/test.py calls it) on the
     RetinaNet config: mmdet's DetTTAModel wraps the model, which sees each image as
     it is and flipped, and CocoMetric scores the merged boxes. (Fresh weights: the
     mechanism is checked here, not the accuracy.)"""

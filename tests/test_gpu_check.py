@@ -319,7 +319,7 @@ def test_benchmark_refuses_cuda_without_a_gpu():
 
 def test_benchmark_half_precision_rows(monkeypatch):
     """fp16 and bf16 rows of ours; the peers' half-precision rows are CUDA-only."""
-    from mmpoolformer.analysis import benchmark
+    benchmark = import_tool('tools/analysis/speed.py')
     monkeypatch.setattr(benchmark, 'matmul_peak_gflops', lambda **kwargs: 1.0)
     rows = benchmark.inference_rows('s12', batch=1, res=32, warmup=0, repeats=1,
                                     bf16=True, fp16=True, log=lambda *a: None)

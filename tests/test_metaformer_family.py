@@ -9,8 +9,7 @@ import torch
 from mmengine.registry import DefaultScope
 from timm.models.metaformer import checkpoint_filter_fn
 
-from helpers import build_from_config, randomize_
-from mmpoolformer.analysis import count_macs, count_parameters
+from helpers import build_from_config, count_macs, count_parameters, randomize_
 from mmpoolformer.checkpoint import (V2_LAYOUTS, convert_from_mmpoolformer, convert_to_mmpoolformer,
                                      detect_layout, load_model_weights)
 from mmpoolformer.models import CAFormer, ConvFormer, IdentityFormer, PoolFormerV2, RandFormer

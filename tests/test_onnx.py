@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from helpers import build_from_config, randomize_, run_tool, succeeded
+from helpers import build_from_config, import_tool, randomize_, run_tool, succeeded
 from mmpoolformer.deployment import RTOL, check_onnx, check_tolerance, export_onnx
 from mmpoolformer.deployment.onnx import ExportReport, export_wrapper
 from mmpoolformer.utils.errors import UsageError
@@ -112,7 +112,7 @@ def test_detector_backbone_and_neck(tmp_path):
 
 def test_benchmark_onnxruntime_rows():
     """The benchmark's ONNX Runtime rows run our export and give our logits."""
-    from mmpoolformer.analysis.benchmark import onnxruntime_candidates
+    onnxruntime_candidates = import_tool('tools/analysis/speed.py').onnxruntime_candidates
     model = random_model(S12)
     x = torch.randn(3, 3, 64, 64)
     candidates = onnxruntime_candidates(model, x, log=lambda *a: None)

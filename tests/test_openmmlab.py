@@ -64,9 +64,9 @@ def test_entries_have_task_dataset_size_and_metric():
 
 
 def test_entry_sizes_are_the_counted_ones():
-    """The metafile's figures are what the package's counter gives (S12 classifier:
-    11,915,176 parameters, the paper's 1.8G MACs)."""
-    from mmpoolformer.analysis import count_macs, count_parameters
+    """The metafile's figures are what the counter of tools/analysis/complexity.py
+    gives (S12 classifier: 11,915,176 parameters, the paper's 1.8G MACs)."""
+    from helpers import count_macs, count_parameters
     from mmpoolformer.apis import build_model
     entry = {e['Name']: e for e in _index_entries()}['poolformer_s12_in1k']['Metadata']
     model = build_model(os.path.join(ROOT, 'configs/classification/poolformer_s12_in1k.py'))

@@ -106,7 +106,7 @@ def test_bad_label_maps_are_named(builtin_ade20k, tmp_path, fault):
 
 @pytest.mark.slow
 def test_tta_feeds_segttamodel_every_view(trained_fpn, builtin_ade20k, tmp_path, monkeypatch):
-    """--tta (mmpoolformer.utils.cli.enable_tta, as tools/test.py calls it): mmseg's
+    """--tta (mmpoolformer.apis.run.enable_tta, as tools/test.py calls it): mmseg's
     SegTTAModel wraps the trained model, which sees 12 views of each image (six
     scales, each as it is and flipped), and the test still gives mIoU."""
     from mmseg.models import SegTTAModel

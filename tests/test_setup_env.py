@@ -256,16 +256,16 @@ def test_cuda_run_with_cpu_only_mmcv(monkeypatch, scope, compiled, fails):
     import torch
     from mmengine.config import Config
 
-    from mmpoolformer.utils import cli
+    from mmpoolformer.apis import run
     from mmpoolformer.utils.errors import UsageError
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(mmcv.ops, 'get_compiling_cuda_version', lambda: compiled)
     cfg = Config(dict(default_scope=scope))
     if not fails:
-        cli.check_mmcv_ops(cfg)
+        run.check_mmcv_ops(cfg)
         return
     with pytest.raises(UsageError, match='built without CUDA ops but this run uses CUDA'):
-        cli.check_mmcv_ops(cfg)
+        run.check_mmcv_ops(cfg)
 
 
 def test_prepare_config_checks_mmcv_before_the_run(monkeypatch, tmp_path):
@@ -274,7 +274,7 @@ def test_prepare_config_checks_mmcv_before_the_run(monkeypatch, tmp_path):
     import mmcv.ops
     import torch
 
-    from mmpoolformer.utils import cli
+    from mmpoolformer.apis import run
     from mmpoolformer.utils.errors import UsageError
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(mmcv.ops, 'get_compiling_cuda_version', lambda: 'not available')
@@ -282,4 +282,4 @@ def test_prepare_config_checks_mmcv_before_the_run(monkeypatch, tmp_path):
         config=os.path.join(ROOT, 'configs/detection/maskrcnn_poolformer_s12_builtin.py'),
         cfg_options=None, launcher='none', local_rank=0, work_dir=str(tmp_path))
     with pytest.raises(UsageError, match='rebuild it where torch has CUDA and nvcc'):
-        cli.prepare_config(args)
+        run.prepare_config(args)

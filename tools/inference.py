@@ -3,7 +3,8 @@ save the drawn results (boxes and masks, segmentation overlays, top classes)."""
 import argparse
 
 from mmpoolformer.apis import DEFAULT_MAX_PIXELS, inference
-from mmpoolformer.utils.cli import cli, parse_args_trusting
+from mmpoolformer.apis.run import parse_args_trusting
+from mmpoolformer.utils.cli import cli
 
 
 def parse_args():

@@ -5,8 +5,9 @@ import sys
 from mmengine.runner import Runner
 
 try:
+    from mmpoolformer.apis import run as R
     from mmpoolformer.checkpoint import mmengine_loads_through_load_file
-    from mmpoolformer.utils import cli as R
+    from mmpoolformer.utils.cli import cli
 except ImportError as err:  # e.g. mmcv without its compiled ops: the message says what to do
     sys.exit(f'error: {err}')
 
@@ -18,14 +19,14 @@ def parse_args():
     parser.add_argument('--show-dir', help='save images with predictions drawn')
     parser.add_argument('--deploy', action='store_true',
                         help='fold norms, layer scales and pooling terms into the '
-                             'convolutions first (model.backbone.switch_to_deploy())')
+                             'convolutions first (models.backbones.deploy.switch_to_deploy)')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation with the config\'s tta_model and '
                              'tta_pipeline (segmentation: multi-scale + flip; detection: flip)')
     return R.parse_args_trusting(parser)
 
 
-@R.cli
+@cli
 def main():
     args = parse_args()
     cfg = R.prepare_config(args, checkpoint=args.checkpoint)

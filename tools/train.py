@@ -6,8 +6,9 @@ import torch
 from mmengine.runner import Runner
 
 try:
+    from mmpoolformer.apis import run as R
     from mmpoolformer.checkpoint import mmengine_loads_through_load_file
-    from mmpoolformer.utils import cli as R
+    from mmpoolformer.utils.cli import cli
 except ImportError as err:  # e.g. mmcv without its compiled ops: the message says what to do
     sys.exit(f'error: {err}')
 
@@ -27,7 +28,7 @@ def parse_args():
     return R.parse_args_trusting(parser)
 
 
-@R.cli
+@cli
 def main():
     args = parse_args()
     cfg = R.prepare_config(args)

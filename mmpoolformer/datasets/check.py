@@ -31,6 +31,7 @@ from PIL import Image
 from mmpoolformer.apis import load_config, model_heads
 from mmpoolformer.datasets.ade20k import check_label_values
 from mmpoolformer.datasets.transforms import image_problem
+from mmpoolformer.utils.config import iter_datasets
 from mmpoolformer.utils.errors import DatasetError
 
 SPLITS = ('train', 'val', 'test')
@@ -45,36 +46,18 @@ def model_class_counts(cfg: Config) -> Dict[str, int]:
     return counts
 
 
-def leaves(dataset) -> list:
-    """The data sets inside wrappers (RepeatDataset, ConcatDataset, ...)."""
-    if hasattr(dataset, 'datasets'):
-        return [leaf for d in dataset.datasets for leaf in leaves(d)]
-    if hasattr(dataset, 'dataset'):
-        return leaves(dataset.dataset)
-    return [dataset]
-
-
 def unserialized(dataset_cfg):
     """A copy with ``serialize_data=False`` on the data sets inside wrappers: the
     checks read ``data_list`` as it is, and an empty set stays an empty list
     (mmengine fails to serialize one with 'need at least one array to concatenate')."""
     dataset_cfg = copy.deepcopy(dataset_cfg)
-    stack = [dataset_cfg]
-    while stack:
-        part = stack.pop()
-        if 'dataset' in part:
-            stack.append(part['dataset'])
-        elif 'datasets' in part:
-            stack.extend(part['datasets'])
-        else:
-            part['serialize_data'] = False
+    for _, leaf in iter_datasets(dataset_cfg):
+        leaf['serialize_data'] = False
     return dataset_cfg
 
 
-def where(dataset_cfg) -> str:
-    """The type and paths of a dataset config, for messages."""
-    while 'dataset' in dataset_cfg:  # wrappers
-        dataset_cfg = dataset_cfg.dataset
+def describe(dataset_cfg) -> str:
+    """The type and paths of a data set config (not a wrapper), for messages."""
     keys = ('data_root', 'ann_file', 'data_prefix', 'split')
     return ', '.join([str(dataset_cfg.get('type'))] +
                      [f'{k}={dataset_cfg[k]}' for k in keys if dataset_cfg.get(k)])
@@ -89,7 +72,8 @@ def build_split(cfg: Config, split: str):
         return DATASETS.build(unserialized(loader.dataset))
     except Exception as err:  # any failure to load is a problem of this split's data
         message = str(err).strip().splitlines()[-1] if str(err).strip() else ''
-        raise DatasetError(f'{split} set ({where(loader.dataset)}) does not load: '
+        datasets = '; '.join(describe(leaf) for _, leaf in iter_datasets(loader.dataset))
+        raise DatasetError(f'{split} set ({datasets}) does not load: '
                            f'{type(err).__name__}: {message}') from None
 
 
@@ -217,10 +201,12 @@ def check_split(cfg: Config, split: str, dataset, samples: int) -> List[dict]:
     """Run the checks on one built split; returns a summary per data set in it."""
     counts = model_class_counts(cfg)
     summaries = []
-    for leaf in leaves(dataset):
+    # Built from these configs: the same wrappers, so the same keys.
+    leaf_configs = dict(iter_datasets(cfg[f'{split}_dataloader'].dataset))
+    for key, leaf in iter_datasets(dataset):
         if len(leaf) == 0:
             raise DatasetError(f'{split} set is empty: no samples in '
-                               f'{where(cfg[f"{split}_dataloader"].dataset)}')
+                               f'{describe(leaf_configs[key])}')
         classes = leaf.metainfo.get('classes') or ()
         check_class_count(split, classes, counts)
         check_files_exist(split, leaf)

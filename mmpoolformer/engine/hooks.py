@@ -4,6 +4,7 @@ from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from mmpoolformer.checkpoint import (check_shapes, convert_to_mmpoolformer, get_state_dict,
                                      skipped_message)
+from mmpoolformer.models.backbones.deploy import switch_to_deploy
 from mmpoolformer.registry import HOOKS
 
 
@@ -53,7 +54,7 @@ class DeployHook(Hook):
     def _deploy(self, runner):
         model = inner_model(runner)
         if not getattr(model.backbone, 'deployed', False):
-            folded = model.backbone.switch_to_deploy()
+            folded = switch_to_deploy(model.backbone)
             print_log(f'deploy: folded {folded} blocks of the backbone', logger='current')
 
     def before_test(self, runner) -> None:

@@ -1,1 +1,3 @@
-"""Errors, command-line helpers of the tools, and reading training logs."""
+"""The bottom layer, which imports nothing else of mmpoolformer: errors and the tools'
+one-line handler, walking configs, the tensor-forward wrapper, and the OpenMMLab
+environment."""

@@ -1,1 +1,1 @@
-"""Class activation maps (Grad-CAM) of PoolFormer and the models it is compared with."""
+"""Class activation maps (Grad-CAM) of PoolFormer and other classifiers."""

@@ -5,10 +5,10 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+from run_logs import read_scalars  # noqa: E402
 
 from mmpoolformer.utils.cli import cli  # noqa: E402
 from mmpoolformer.utils.errors import UsageError  # noqa: E402
-from mmpoolformer.utils.logs import read_scalars  # noqa: E402
 
 
 def parse_args():

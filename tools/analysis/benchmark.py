@@ -15,9 +15,9 @@ import json
 import os
 import platform
 
+import speed
 import torch
 
-from mmpoolformer.analysis import benchmark
 from mmpoolformer.utils.cli import cli
 from mmpoolformer.utils.errors import UsageError
 
@@ -46,9 +46,9 @@ def parse_args():
                         help='top-1 of fp32 vs bf16 on CONFIG\'s test set')
     parser.add_argument('--train', action='store_true',
                         help='add training steps (forward + backward + AdamW)')
-    parser.add_argument('--dense', nargs='+', choices=list(benchmark.DENSE), default=[],
+    parser.add_argument('--dense', nargs='+', choices=list(speed.DENSE), default=[],
                         help='dense models: training step with and without with_cp')
-    parser.add_argument('--dense-inference', nargs='+', choices=list(benchmark.DENSE),
+    parser.add_argument('--dense-inference', nargs='+', choices=list(speed.DENSE),
                         default=[], help='dense models: whole-model inference, ours against '
                         'the same model with mmpretrain\'s PoolFormer backbone')
     parser.add_argument('--dense-batch', type=int, default=1)
@@ -66,7 +66,7 @@ def main():
     torch.set_num_threads(args.threads)
     machine = (f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
                f'{args.threads} threads, torch {torch.__version__}, '
-               f'CPU flags: {benchmark.cpu_vector_flags()}')
+               f'CPU flags: {speed.cpu_vector_flags()}')
     if args.device.startswith('cuda'):
         machine += f', {torch.cuda.get_device_name(args.device)}'
     print(f'machine: {machine}')
@@ -74,31 +74,31 @@ def main():
     tables = []
     setting = f'PoolFormer-{args.arch.upper()}, batch {args.batch}, {args.res}x{args.res}'
     if not args.no_inference:
-        rows = benchmark.inference_rows(args.arch, args.batch, args.res, args.warmup,
+        rows = speed.inference_rows(args.arch, args.batch, args.res, args.warmup,
                                         args.repeats, args.compile, args.bf16,
                                         onnxruntime=args.onnxruntime,
                                         device=args.device, fp16=args.fp16)
-        tables.append(benchmark.format_table(rows, f'Inference, {setting}, fp32'))
-        report['inference'] = benchmark.rows_as_dicts(rows)
+        tables.append(speed.format_table(rows, f'Inference, {setting}, fp32'))
+        report['inference'] = speed.rows_as_dicts(rows)
     if args.train:
-        rows = benchmark.training_rows(args.arch, args.batch, args.res,
+        rows = speed.training_rows(args.arch, args.batch, args.res,
                                        repeats=args.repeats, bf16=args.bf16)
-        tables.append(benchmark.format_table(rows, f'Training step, {setting}, fp32'))
-        report['training'] = benchmark.rows_as_dicts(rows)
+        tables.append(speed.format_table(rows, f'Training step, {setting}, fp32'))
+        report['training'] = speed.rows_as_dicts(rows)
     if args.dense:
-        rows = benchmark.dense_rows(args.dense, args.dense_batch)
-        tables.append(benchmark.format_table(
+        rows = speed.dense_rows(args.dense, args.dense_batch)
+        tables.append(speed.format_table(
             rows, 'Dense models (S12): Mask R-CNN 1333x800 / Semantic FPN 512x512, training step'))
-        report['dense'] = benchmark.rows_as_dicts(rows)
+        report['dense'] = speed.rows_as_dicts(rows)
     if args.dense_inference:
-        rows = benchmark.dense_inference_rows(args.dense_inference, args.dense_batch,
+        rows = speed.dense_inference_rows(args.dense_inference, args.dense_batch,
                                               repeats=args.repeats)
-        tables.append(benchmark.format_table(
+        tables.append(speed.format_table(
             rows, f'Dense models (S12): Mask R-CNN 1333x800 / Semantic FPN 512x512, '
             f'inference, batch {args.dense_batch}, fp32'))
-        report['dense_inference'] = benchmark.rows_as_dicts(rows)
+        report['dense_inference'] = speed.rows_as_dicts(rows)
     if args.bf16_agreement:
-        result = benchmark.bf16_agreement(*args.bf16_agreement)
+        result = speed.bf16_agreement(*args.bf16_agreement)
         tables.append('### bf16 vs fp32 on ' + args.bf16_agreement[0] + '\n\n' + ', '.join(
             f'{k}: {v:.1f}' if isinstance(v, float) else f'{k}: {v}' for k, v in result.items()))
         report['bf16_agreement'] = result

@@ -4,7 +4,8 @@ Default input: 224x224 for classifiers, 1280x800 for detectors, 512x512 for segm
 """
 import argparse
 
-from mmpoolformer.analysis import DEFAULT_SHAPES, count_macs, count_parameters
+from complexity import DEFAULT_SHAPES, count_macs, count_parameters
+
 from mmpoolformer.apis import build_model
 from mmpoolformer.utils.cli import cli
 

@@ -1,8 +1,8 @@
 """Write model-index.yml and configs/{classification,detection,segmentation}/metafile.yml
 in the toolboxes' format (what `mim search mmpoolformer` reads).
 
-Parameters and MACs are counted from each config's model with the package's fvcore
-counter (224x224 for classifiers, 1280x800 for detectors, 512x512 for segmentors);
+Parameters and MACs are counted from each config's model with the fvcore counter of
+complexity.py (224x224 for classifiers, 1280x800 for detectors, 512x512 for segmentors);
 the papers' metrics and mmsegmentation's weights are the tables below, the ImageNet
 weights the configs' own table (configs/_base_/pretrained.py).
 """
@@ -11,11 +11,14 @@ import glob
 import os.path as osp
 
 import yaml
+from complexity import DEFAULT_SHAPES, count_macs, count_parameters
 from mmengine.config import Config
 
-from mmpoolformer.analysis import DEFAULT_SHAPES, count_macs, count_parameters
-from mmpoolformer.apis import REPO_ROOT, build_model
+from mmpoolformer.apis import build_model
 from mmpoolformer.utils.cli import cli
+
+# The checkout whose configs/ and model-index.yml this tool rewrites.
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 TASKS = {
     'classification': ('Image Classification', 'ImageNet-1k'),

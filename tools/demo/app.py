@@ -10,7 +10,8 @@ from typing import Callable, Tuple
 import numpy as np
 
 from mmpoolformer.apis import DEFAULT_MAX_PIXELS, build_inferencer, check_image, load_config
-from mmpoolformer.utils.cli import cli, parse_args_trusting
+from mmpoolformer.apis.run import parse_args_trusting
+from mmpoolformer.utils.cli import cli
 from mmpoolformer.utils.errors import UsageError
 
 

@@ -11,7 +11,9 @@ import argparse
 
 from mmengine.config import DictAction
 
-from mmpoolformer.utils import cli as R
+from mmpoolformer.apis import run as R
+from mmpoolformer.models.backbones.deploy import switch_to_deploy
+from mmpoolformer.utils.cli import cli
 
 
 def parse_args():
@@ -27,7 +29,7 @@ def parse_args():
     parser.add_argument('--check-shape', nargs=2, type=int, metavar=('H', 'W'),
                         help='size of the second checked input (default: each dynamic side + 32)')
     parser.add_argument('--deploy', action='store_true',
-                        help='export the folded backbone (model.backbone.switch_to_deploy())')
+                        help='export the folded backbone (mmpoolformer.models.backbones.deploy.switch_to_deploy)')
     parser.add_argument('--rtol', type=float, default=None,
                         help='relative tolerance of the ONNX Runtime check (default 1e-4)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -35,7 +37,7 @@ def parse_args():
     return R.parse_args_trusting(parser)
 
 
-@R.cli
+@cli
 def main():
     args = parse_args()
     from mmpoolformer.apis import init_model
@@ -43,7 +45,7 @@ def main():
     model = init_model(args.config, R.checked_path(args.checkpoint),
                        cfg_options=args.cfg_options)
     if args.deploy:
-        print(f'deploy: folded {model.backbone.switch_to_deploy()} blocks of the backbone')
+        print(f'deploy: folded {switch_to_deploy(model.backbone)} blocks of the backbone')
     onnx.export_onnx(model, args.out or onnx.default_output(args.config, args.deploy),
                      args.shape, args.batch, args.check_shape,
                      onnx.RTOL if args.rtol is None else args.rtol)

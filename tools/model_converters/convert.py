@@ -6,9 +6,10 @@ import os
 
 import torch
 
+from mmpoolformer.apis.run import parse_args_trusting
 from mmpoolformer.checkpoint import (LAYOUTS, convert_from_mmpoolformer, convert_to_mmpoolformer,
                                      get_state_dict, load_file)
-from mmpoolformer.utils.cli import cli, parse_args_trusting
+from mmpoolformer.utils.cli import cli
 
 
 def parse_args():

@@ -4,13 +4,16 @@
   gradcam.py IMAGE --compare poolformer deit resmlp resnet swin --out cams.png
 
 CONFIG is any classification config (ours or ``mmpretrain::...``); --compare draws
-several models side by side (see mmpoolformer/visualization/cam.py for where each comes from).
+several models side by side (see cam_comparison.py, next to this file, for where each
+comes from).
 """
 import argparse
 
 import cv2
+from cam_comparison import COMPARISON_MODELS, build_model, side_by_side
 
-from mmpoolformer.utils.cli import cli, parse_args_trusting
+from mmpoolformer.apis.run import parse_args_trusting
+from mmpoolformer.utils.cli import cli
 from mmpoolformer.utils.errors import UsageError
 from mmpoolformer.visualization import cam
 
@@ -23,7 +26,7 @@ def parse_args():
     parser.add_argument('--checkpoint', help='weights of CONFIG (any PoolFormer layout)')
     parser.add_argument('--target-layers', default='backbone.stages.-1',
                         help='module path of the layer to explain (negative index from the end)')
-    parser.add_argument('--compare', nargs='+', choices=sorted(cam.COMPARISON_MODELS),
+    parser.add_argument('--compare', nargs='+', choices=sorted(COMPARISON_MODELS),
                         help='draw these models side by side instead of CONFIG')
     parser.add_argument('--checkpoints', nargs='+', default=[],
                         help='with --compare: NAME=CKPT weights for some of the models')
@@ -37,19 +40,19 @@ def main():
     args = parse_args()
     if args.compare:
         weights = dict(item.split('=', 1) for item in args.checkpoints)
-        runs = [(name, *cam.COMPARISON_MODELS[name], weights.get(name)) for name in args.compare]
+        runs = [(name, *COMPARISON_MODELS[name], weights.get(name)) for name in args.compare]
     elif args.config:
         runs = [('', args.config, args.target_layers, 0, args.checkpoint)]
     else:
         raise UsageError('give a CONFIG or --compare MODEL ...')
     panels, titles = [], []
     for name, source, layer, drop_tokens, checkpoint in runs:
-        model = cam.build_model(source, checkpoint)
+        model = build_model(source, checkpoint)
         overlay, _, predicted = cam.grad_cam(model, args.image, layer, drop_tokens,
                                              args.target_class)
         panels.append(overlay)
         titles.append(f'{name} (class {predicted})'.strip())
-    picture = cam.side_by_side(panels, titles) if args.compare else panels[0]
+    picture = side_by_side(panels, titles) if args.compare else panels[0]
     cv2.imwrite(args.out, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
     print(f'wrote {args.out}')
 

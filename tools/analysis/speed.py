@@ -2,7 +2,7 @@
 
 Every model gets the same weights (ours, randomised, converted to each layout)
 and the same input; each figure is the median of several timed repetitions
-after warm-up. ``tools/analysis/benchmark.py`` is the command-line front.
+after warm-up. ``benchmark.py`` of this folder is the command-line front.
 """
 import copy
 import functools
@@ -15,9 +15,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional
 
 import torch
+from complexity import count_macs
+from model_inputs import dense_batch, randomize_
 
-from .complexity import count_macs
-from .inputs import TensorForward, dense_batch, randomize_
+from mmpoolformer.apis import build_model, init_model, load_config
+from mmpoolformer.checkpoint import convert_from_mmpoolformer
+from mmpoolformer.models.backbones.deploy import switch_to_deploy
+from mmpoolformer.utils.tensor_forward import TensorForward
 
 CL = torch.channels_last
 
@@ -98,12 +102,9 @@ def build_models(arch: str, seed: int = 0):
     """(ours classifier, mmpretrain classifier, timm model), same weights."""
     import timm
 
-    from mmpoolformer.apis import build_model, repo_config
-    from mmpoolformer.checkpoint import convert_from_mmpoolformer
-
     # No stochastic depth: timm's and mmpretrain's models are built without it,
     # and training steps are compared.
-    ours = build_model(repo_config(f'configs/classification/poolformer_{arch}_in1k.py'),
+    ours = build_model(f'mmpoolformer::classification/poolformer_{arch}_in1k.py',
                        {'model.backbone.drop_path_rate': 0.0}).eval()
     randomize_(ours, seed, std=0.02)
     state = ours.state_dict()
@@ -149,7 +150,7 @@ def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
     nchw = copy.deepcopy(ours)
     nchw.backbone.channels_last_eval = False
     deployed = copy.deepcopy(ours)
-    deployed.backbone.switch_to_deploy()
+    switch_to_deploy(deployed.backbone)
     timm_cl = copy.deepcopy(reference).to(memory_format=CL)
 
     # (name, callable returning the compared output, input, kind of output)
@@ -302,18 +303,17 @@ def _amp_step(model, x, labels) -> Callable:
 # Dense models: speed, and with_cp's memory / time trade in a subprocess each
 # --------------------------------------------------------------------------- #
 DENSE = {
-    'maskrcnn': ('configs/detection/maskrcnn_poolformer_s12.py', (800, 1333)),
-    'fpn': ('configs/segmentation/fpn_poolformer_s12_ade20k.py', (512, 512)),
+    'maskrcnn': ('mmpoolformer::detection/maskrcnn_poolformer_s12.py', (800, 1333)),
+    'fpn': ('mmpoolformer::segmentation/fpn_poolformer_s12_ade20k.py', (512, 512)),
 }
 
 
 def dense_step(kind: str, with_cp: bool, train: bool, batch: int, warmup: int,
                repeats: int) -> dict:
     """One configuration, run in this process; returns timings and peak memory."""
-    from mmpoolformer.apis import build_model, repo_config
     config, shape = DENSE[kind]
-    model = build_model(repo_config(config), {'model.backbone.init_cfg': None,
-                                              'model.backbone.with_cp': with_cp})
+    model = build_model(config, {'model.backbone.init_cfg': None,
+                                 'model.backbone.with_cp': with_cp})
     model.train(train)
     data = dense_batch(model, [shape] * batch, train=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -348,17 +348,23 @@ def dense_rows(kinds, batch=1, warmup=1, repeats=3, train=True, log=print) -> Li
     """Each configuration in a fresh process, so that peak memory is its own."""
     import json
 
-    from mmpoolformer.apis import REPO_ROOT
+    import mmpoolformer
+
+    # The child imports this module from this folder, and the mmpoolformer this process runs.
+    paths = [os.path.dirname(os.path.abspath(__file__)),
+             os.path.dirname(os.path.dirname(mmpoolformer.__file__)),
+             os.environ.get('PYTHONPATH')]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
     rows = []
     for kind in kinds:
         results = {}
         for with_cp in (False, True):
             name = f'{kind} {"train step" if train else "inference"}, with_cp={with_cp}'
             log(f'timing {name} (subprocess) ...')
-            code = ('import json, mmpoolformer.analysis.benchmark as b; print("RESULT", json.dumps('
-                    f'b.dense_step({kind!r}, {with_cp}, {train}, {batch}, {warmup}, {repeats})))')
+            code = ('import json, speed; print("RESULT", json.dumps(speed.dense_step('
+                    f'{kind!r}, {with_cp}, {train}, {batch}, {warmup}, {repeats})))')
             proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                                  env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+                                  env=env)
             if proc.returncode != 0:
                 raise RuntimeError(f'{name} failed:\n{proc.stderr[-3000:]}')
             result = json.loads(proc.stdout.split('RESULT', 1)[1])
@@ -377,9 +383,7 @@ def build_dense_pair(kind: str, seed: int = 0):
     """(ours, the same detector / segmentor with mmpretrain's PoolFormer as its
     backbone), in eval mode with the same random weights (ours converted to
     mmpretrain's layout)."""
-    from mmpoolformer.apis import build_model, load_config, repo_config
-    from mmpoolformer.checkpoint import convert_from_mmpoolformer
-    config = repo_config(DENSE[kind][0])
+    config = DENSE[kind][0]
     ours = build_model(config, {'model.backbone.init_cfg': None}).eval()
     randomize_(ours, seed, std=0.02)
     cfg = load_config(config)
@@ -405,7 +409,7 @@ def dense_inference_rows(kinds, batch=1, warmup=1, repeats=5, log=print) -> List
     for kind in kinds:
         ours, theirs = build_dense_pair(kind)
         deployed = copy.deepcopy(ours)
-        deployed.backbone.switch_to_deploy()
+        switch_to_deploy(deployed.backbone)
         data = dense_batch(ours, [DENSE[kind][1]] * batch)
         x, samples = data['inputs'], data['data_samples']
         whole = {f'{kind} whole model: ours (default eval)': ours,
@@ -454,8 +458,6 @@ def bf16_agreement(config: str, checkpoint: str) -> dict:
     """Top-1 of fp32 and bf16 inference on a config's test set, and how often
     the two predictions agree."""
     from mmengine.runner import Runner
-
-    from mmpoolformer.apis import init_model, load_config
     cfg = load_config(config)
     model = init_model(cfg, checkpoint).eval()
     model_bf16 = copy.deepcopy(model).to(torch.bfloat16)

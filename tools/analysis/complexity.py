@@ -1,10 +1,11 @@
-"""Model size and complexity, counted the way the PoolFormer paper does (fvcore)."""
+"""Model size and complexity, counted the way the PoolFormer paper does (fvcore).
+Shared by get_flops.py, make_metafiles.py and benchmark.py of this folder."""
 import math
 from typing import Tuple
 
 import torch
 
-from .inputs import TensorForward
+from mmpoolformer.utils.tensor_forward import TensorForward
 
 # Input sizes the papers count at, by toolbox (height, width).
 DEFAULT_SHAPES = {'mmpretrain': (224, 224), 'mmdet': (800, 1280), 'mmseg': (512, 512)}

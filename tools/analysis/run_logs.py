@@ -1,4 +1,4 @@
-"""Reading mmengine work dirs: the scalars each run logged."""
+"""Reading mmengine work dirs: the scalars each run logged (analyze_logs.py plots them)."""
 import glob
 import json
 import os
