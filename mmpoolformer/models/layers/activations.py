@@ -7,6 +7,18 @@ from mmcv.cnn import build_activation_layer
 from mmpoolformer.registry import MODELS, build_in_our_scope
 
 
+def relu_squared(x: torch.Tensor) -> torch.Tensor:
+    """``relu(x)**2``, squared in fp32 when ``x`` is fp16.
+
+    fp16 tops out at 65504, so any activation above 256 would square to inf under
+    ``--amp``. Under CUDA autocast ``.square()`` stays in fp16 (``pow`` is on its fp32
+    list, but not on the CPU's), so the cast is explicit. The result is then fp32; the
+    next convolution casts it back to fp16 under autocast, which holds up to 65504.
+    """
+    x = F.relu(x)
+    return x.float().square() if x.dtype == torch.float16 else x.square()
+
+
 def build_act(cfg: dict) -> nn.Module:
     """mmcv's activations and this package's (StarReLU, SquaredReLU) by name."""
     return build_in_our_scope(build_activation_layer, cfg)
@@ -23,7 +35,7 @@ class StarReLU(nn.Module):
         self.bias = nn.Parameter(torch.tensor([bias_value]))
 
     def forward(self, x):
-        return self.scale * F.relu(x).square() + self.bias
+        return self.scale * relu_squared(x) + self.bias
 
 
 @MODELS.register_module()
@@ -34,4 +46,4 @@ class SquaredReLU(nn.Module):
         super().__init__()
 
     def forward(self, x):
-        return F.relu(x).square()
+        return relu_squared(x)
