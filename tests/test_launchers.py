@@ -2,6 +2,7 @@
 they run, the per-job port, and the stop before any process when GPUs are unusable."""
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -78,3 +79,48 @@ def test_dist_train_stops_before_any_process_when_gpus_are_unusable(tmp_path):
     assert len(lines) == 1 and lines[0].startswith('error: this machine shows GPUs'), proc.stderr
     assert 'CUDA_VISIBLE_DEVICES=0,1' in lines[0]
     assert not (tmp_path / 'work').exists()  # nothing started
+
+
+@pytest.mark.parametrize('tool', ['tools/train.py', 'tools/test.py'])
+def test_tools_stop_before_building_when_gpus_are_unusable(tmp_path, tool):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('torch can use the GPUs here')
+    args = ['configs/classification/poolformer_s12_builtin.py', '--work-dir', str(tmp_path)]
+    if tool == 'tools/test.py':
+        args.insert(1, str(tmp_path / 'missing.pth'))
+    proc = subprocess.run([sys.executable, tool, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300,
+                          env=dict(os.environ, CUDA_VISIBLE_DEVICES='0,1'))
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1 and 'this machine shows GPUs (CUDA_VISIBLE_DEVICES=0,1)' in errors[0]
+    assert 'Traceback' not in proc.stderr
+    assert os.listdir(tmp_path) == []  # no log, no work dir content: nothing was built
+
+
+def test_batch_warning_names_the_recipe_and_the_scaled_lr():
+    from mmpoolformer.apis import load_config
+    from mmpoolformer.apis.run import batch_warning
+    cfg = load_config('configs/segmentation/fpn_poolformer_s12_ade20k.py')
+    # the recipe: 8 GPUs x 4 images, AdamW lr 2e-4 (the original poolformer segmentation)
+    assert batch_warning(cfg, 8) is None
+    warning = batch_warning(cfg, 16)
+    assert warning == (
+        "warning: total batch 64 (16 process(es) x 4) is not the recipe's 32 "
+        "(auto_scale_lr.base_batch_size), whose lr is 0.0002; add --auto-scale-lr to scale "
+        "the lr linearly to 0.0004, or set optim_wrapper.optimizer.lr yourself")
+    cfg.auto_scale_lr.enable = True  # --auto-scale-lr
+    assert batch_warning(cfg, 16) is None
+
+
+def test_every_task_family_has_auto_scale_lr():
+    import glob
+
+    from mmpoolformer.apis import load_config
+    for folder in ('classification', 'detection', 'segmentation'):
+        for path in glob.glob(os.path.join(ROOT, 'configs', folder, '*.py')):
+            cfg = load_config(path)
+            base = (cfg.get('auto_scale_lr') or {}).get('base_batch_size')
+            assert base, f'{path}: no auto_scale_lr.base_batch_size'
+            assert base % cfg.train_dataloader.batch_size == 0, path

@@ -2,6 +2,8 @@
 # Usage: tools/dist_run.sh TOOL NUM_PROCS [TOOL arguments]   (TOOL: train.py or test.py)
 # What tools/dist_train.sh and tools/dist_test.sh run. Multi-node: NNODES, NODE_RANK,
 # MASTER_ADDR and PORT. Without CUDA the processes use the gloo backend.
+# A machine that shows GPUs torch cannot use stops here in one line, before any process
+# starts (mmpoolformer/utils/gpu.py); CUDA_VISIBLE_DEVICES= runs on the CPU on purpose.
 set -euo pipefail
 TOOL=$1
 PROCS=$2
@@ -12,6 +14,7 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python)}
 
+"$PYTHON" "$ROOT/mmpoolformer/utils/gpu.py" check || exit 1
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
 "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \

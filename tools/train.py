@@ -1,5 +1,6 @@
 """Train any mmpoolformer config (classification, detection, segmentation)."""
 import argparse
+import os
 import sys
 
 import torch
@@ -38,6 +39,9 @@ def main():
         R.enable_amp(cfg)
     if args.auto_scale_lr:
         R.enable_auto_scale_lr(cfg)
+    elif (warning := R.batch_warning(cfg, R.launched_processes())) is not None:
+        if os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) == '0':
+            print(warning, file=sys.stderr)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume:

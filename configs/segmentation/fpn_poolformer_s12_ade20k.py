@@ -19,6 +19,9 @@ model = dict(
         init_cfg=dict(type='mmpoolformer.PretrainedAnyLayout',
                       checkpoint={{_base_.pretrained_weights.poolformer_s12}})))
 
+# The recipe's total batch (8 GPUs x 4): tools/train.py warns when a run's differs, and
+# --auto-scale-lr scales the lr to it.
+auto_scale_lr = dict(enable=False, base_batch_size=32)
 # The original trained in fp32; use --amp to opt in to mixed precision.
 optim_wrapper = dict(type='OptimWrapper')
 # mmseg's pipelines, with label maps loaded by mmpoolformer.LoadSegAnnotationsChecked:

@@ -31,6 +31,7 @@ test_pipeline = [
     dict(type='mmpoolformer.LoadSegAnnotationsChecked'),
     dict(type='PackSegInputs'),
 ]
+auto_scale_lr = dict(base_batch_size=8)  # one process
 train_dataloader = dict(
     batch_size=8, num_workers=2,
     dataset=dict(_delete_=True, type='mmpoolformer.ValidatedSegDataset',

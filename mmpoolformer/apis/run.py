@@ -11,6 +11,7 @@ from mmengine.config import Config, DictAction
 
 from mmpoolformer import engine
 from mmpoolformer.checkpoint import trust_checkpoint
+from mmpoolformer.utils.gpu import arch_problem, cuda_problem
 from mmpoolformer.utils.openmmlab import mmcv_ops_problem
 from mmpoolformer.utils.errors import UsageError
 
@@ -43,7 +44,14 @@ def parse_args_trusting(parser):
 
 
 def prepare_config(args, checkpoint: Optional[str] = None) -> Config:
-    """Apply the command-line options that OpenMMLab tools share to a config."""
+    """Apply the command-line options that OpenMMLab tools share to a config.
+
+    A machine that shows GPUs torch cannot use, or a GPU the torch or mmcv build has
+    no kernels for, stops here, before anything is built (:mod:`mmpoolformer.utils.gpu`).
+    """
+    problem = cuda_problem() or arch_problem(torch)
+    if problem is not None:
+        raise UsageError(problem)
     cfg = load_config(args.config, args.cfg_options)
     check_mmcv_ops(cfg)
     check_model_config(cfg)
@@ -127,6 +135,30 @@ def enable_amp(cfg: Config):
                          'mmcv\'s CPU NMS and RoIAlign take fp32 only, so train detectors '
                          'without --amp')
     cfg.optim_wrapper.type = 'mmpoolformer.CPUBf16OptimWrapper'
+
+
+def launched_processes() -> int:
+    """How many processes train together, as torchrun or slurm says before the Runner
+    starts them (1 for a plain run)."""
+    return int(os.environ.get('WORLD_SIZE') or os.environ.get('SLURM_NTASKS') or 1)
+
+
+def batch_warning(cfg: Config, processes: int) -> Optional[str]:
+    """One line when the total batch differs from the recipe's
+    (``auto_scale_lr.base_batch_size``) and the lr is not scaled, else None."""
+    recipe = (cfg.get('auto_scale_lr') or {}).get('base_batch_size')
+    per_process = (cfg.get('train_dataloader') or {}).get('batch_size')
+    if not recipe or not per_process or cfg.auto_scale_lr.get('enable', False):
+        return None
+    total = processes * per_process
+    if total == recipe:
+        return None
+    lr = cfg.optim_wrapper.get('optimizer', {}).get('lr')
+    scaled = '' if lr is None else f' to {lr * total / recipe:g}'
+    return (f'warning: total batch {total} ({processes} process(es) x {per_process}) is not '
+            f'the recipe\'s {recipe} (auto_scale_lr.base_batch_size), whose lr is {lr}; '
+            f'add --auto-scale-lr to scale the lr linearly{scaled}, or set '
+            'optim_wrapper.optimizer.lr yourself')
 
 
 def enable_auto_scale_lr(cfg: Config):
