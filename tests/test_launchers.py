@@ -124,3 +124,30 @@ def test_every_task_family_has_auto_scale_lr():
             base = (cfg.get('auto_scale_lr') or {}).get('base_batch_size')
             assert base, f'{path}: no auto_scale_lr.base_batch_size'
             assert base % cfg.train_dataloader.batch_size == 0, path
+
+
+@pytest.mark.slow
+def test_two_nodes_on_localhost_train_and_only_rank_0_saves(tiny_cls_data, tmp_path):
+    """torchrun --nnodes=2 through dist_train.sh: one process per "node", gloo, each node
+    with its own work dir, as two machines would have."""
+    from helpers import builtin_cls_options
+    env = dict(os.environ, NNODES='2', PORT='29531', MASTER_ADDR='127.0.0.1')
+    env.pop('CUDA_VISIBLE_DEVICES', None)
+    nodes = []
+    for rank in (0, 1):
+        work = tmp_path / f'node{rank}'
+        cmd = ['bash', 'tools/dist_train.sh', 'configs/classification/poolformer_s12_builtin.py',
+               '1', '--work-dir', str(work), *builtin_cls_options(tiny_cls_data),
+               'train_dataloader.batch_size=16']
+        nodes.append((work, subprocess.Popen(cmd, cwd=ROOT, env=dict(env, NODE_RANK=str(rank)),
+                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                             text=True)))
+    outputs = [proc.communicate(timeout=900)[0] for _, proc in nodes]
+    for (work, proc), out in zip(nodes, outputs, strict=True):
+        assert proc.returncode == 0, out[-3000:]
+    log = open(next((tmp_path / 'node0').glob('*/*.log'))).read()
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    # 32 training images, batch 16 per rank: one iteration per epoch on each of the 2 ranks
+    assert 'Epoch(train) [1][1/1]' in log
+    assert (tmp_path / 'node0' / 'epoch_1.pth').is_file()
+    assert not list((tmp_path / 'node1').rglob('*.pth'))  # rank 1 saves nothing
