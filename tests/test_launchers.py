@@ -143,7 +143,7 @@ def test_two_nodes_on_localhost_train_and_only_rank_0_saves(tiny_cls_data, tmp_p
                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                              text=True)))
     outputs = [proc.communicate(timeout=900)[0] for _, proc in nodes]
-    for (work, proc), out in zip(nodes, outputs, strict=True):
+    for (_, proc), out in zip(nodes, outputs, strict=True):
         assert proc.returncode == 0, out[-3000:]
     log = open(next((tmp_path / 'node0').glob('*/*.log'))).read()
     assert 'Distributed training: True' in log and 'GPU number: 2' in log

@@ -16,8 +16,8 @@ from helpers import ROOT
 TOP_FOLDERS = ('tools', 'configs', 'mmpoolformer', 'docs', 'demo', 'requirements', 'tests', '.ci')
 # A path inside the repository: a top folder, then path characters; paths with
 # placeholders ({a,b}, *, <x>, CONFIG) stop before them and are skipped below.
-PATH = re.compile(r'(?<![\w./-])((?:%s)/[\w./-]*[\w])'
-                  % '|'.join(re.escape(t) for t in TOP_FOLDERS))
+PATH = re.compile(r'(?<![\w./-])((?:{})/[\w./-]*[\w])'.format(
+    '|'.join(re.escape(t) for t in TOP_FOLDERS)))
 BASE = re.compile(r"""['"](\.{1,2}/[\w./-]+\.py)['"]""")
 
 

@@ -3,7 +3,7 @@ the rule that makes the heads' ``num_classes`` follow the data set's classes, an
 check of a model config before anything is built."""
 import inspect
 import os
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
 from mmengine.config import Config
 from mmengine.registry import MODELS
@@ -53,7 +53,7 @@ _TOOLBOX_HEADS = {
 }
 
 
-def _dataset_classes(cfg: Config) -> Optional[Tuple[str, tuple]]:
+def _dataset_classes(cfg: Config) -> Optional[tuple[str, tuple]]:
     """(where, classes) as the data sets' ``metainfo`` declares them, or None;
     a ConfigError when the data sets disagree (or only some declare them)."""
     declared = []
@@ -75,7 +75,7 @@ def _dataset_classes(cfg: Config) -> Optional[Tuple[str, tuple]]:
     return where, classes
 
 
-def _folder_classes(cfg: Config) -> Optional[Tuple[str, tuple]]:
+def _folder_classes(cfg: Config) -> Optional[tuple[str, tuple]]:
     """(where, classes) of a classifier's training image folder, whose classes are
     its sub-folders (as mmpretrain's CustomDataset numbers them), or None."""
     dataset = (cfg.get('train_dataloader') or {}).get('dataset') or {}

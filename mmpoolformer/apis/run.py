@@ -11,9 +11,9 @@ from mmengine.config import Config, DictAction
 
 from mmpoolformer import engine
 from mmpoolformer.checkpoint import trust_checkpoint
+from mmpoolformer.utils.errors import UsageError
 from mmpoolformer.utils.gpu import arch_problem, cuda_problem
 from mmpoolformer.utils.openmmlab import mmcv_ops_problem
-from mmpoolformer.utils.errors import UsageError
 
 from .config import check_model_config, load_config
 

@@ -18,7 +18,6 @@ stored as linear layers (the metaformer layout, timm's attention stages) are
 reshaped to this project's 1x1 convolutions.
 """
 import re
-from typing import Dict, Tuple
 
 import torch
 
@@ -33,7 +32,7 @@ V2_LAYOUTS = ('mmpoolformer', 'metaformer', 'timm')
 # --------------------------------------------------------------------------- #
 # Layouts
 # --------------------------------------------------------------------------- #
-def detect_layout(state_dict: Dict[str, torch.Tensor]) -> str:
+def detect_layout(state_dict: dict[str, torch.Tensor]) -> str:
     keys = list(state_dict)
     if any(k.startswith('backbone.stem.') for k in keys):
         return 'mmpoolformer'
@@ -116,8 +115,8 @@ def _last_stage(state_dict, pattern) -> int:
     return max(indices) if indices else 3
 
 
-def convert_to_mmpoolformer(state_dict: Dict[str, torch.Tensor]
-                            ) -> Tuple[Dict[str, torch.Tensor], str]:
+def convert_to_mmpoolformer(state_dict: dict[str, torch.Tensor]
+                            ) -> tuple[dict[str, torch.Tensor], str]:
     """Convert any known layout to this project's; returns (state_dict, layout).
 
     Keys outside the backbone and classifier head (a detector's neck, say) are
@@ -167,8 +166,8 @@ def _to_official_key(key: str, last_stage: int) -> str:
     return re.sub(r'^norm(\d+)\.', lambda m: f'norm{2 * int(m[1])}.', key)
 
 
-def convert_from_mmpoolformer(state_dict: Dict[str, torch.Tensor], layout: str
-                              ) -> Dict[str, torch.Tensor]:
+def convert_from_mmpoolformer(state_dict: dict[str, torch.Tensor], layout: str
+                              ) -> dict[str, torch.Tensor]:
     """Write a state dict of this project's layout in another public layout.
 
     ``official`` and ``timm`` describe classifiers (the final norm becomes

@@ -9,7 +9,7 @@ import contextlib
 import os
 import pickle
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 import torch
 
@@ -142,7 +142,7 @@ def mmengine_loads_through_load_file():
             CheckpointLoader.register_scheme(prefix, loader, force=True)
 
 
-def get_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
+def get_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint, whichever wrapper key holds them."""
     for key in ('state_dict', 'model', 'state_dict_ema', 'module'):
         if isinstance(checkpoint.get(key), dict):
@@ -154,9 +154,9 @@ def get_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
 
 
 
-def check_shapes(model_state: Dict[str, torch.Tensor],
-                 state_dict: Dict[str, torch.Tensor], source: str = 'checkpoint',
-                 skip_heads: bool = False) -> List[Tuple[str, tuple, tuple]]:
+def check_shapes(model_state: dict[str, torch.Tensor],
+                 state_dict: dict[str, torch.Tensor], source: str = 'checkpoint',
+                 skip_heads: bool = False) -> list[tuple[str, tuple, tuple]]:
     """Raise on a tensor whose shape differs from the model's.
 
     With ``skip_heads``, only a mismatch inside the backbone (weights of another

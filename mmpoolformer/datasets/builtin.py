@@ -8,7 +8,6 @@ metrics of the real data sets are exercised end to end on a laptop CPU.
 """
 import os
 import os.path as osp
-from typing import List, Tuple
 
 import cv2
 import numpy as np
@@ -17,7 +16,7 @@ from tqdm import tqdm
 SHAPES = ('circle', 'square', 'triangle', 'cross')
 
 
-def shape_polygon(kind: str, center: Tuple[float, float], radius: float,
+def shape_polygon(kind: str, center: tuple[float, float], radius: float,
                   angle: float) -> np.ndarray:
     """Outline of a shape as an (N, 2) float array of x, y points."""
     if kind == 'circle':
@@ -59,7 +58,7 @@ def random_shape(rng, height, width, min_radius, max_radius):
 
 
 def make_classification_set(root: str, splits=(('train', 300), ('val', 50)),
-                            size: int = 64, seed: int = 0) -> List[str]:
+                            size: int = 64, seed: int = 0) -> list[str]:
     """ImageNet folder layout: ``root/{train,val}/<class>/<n>.png``.
 
     ``splits`` gives images per class for each split. Returns the classes.
@@ -95,8 +94,8 @@ def _place_shapes(rng, height, width, count, min_radius, max_radius, tries=50):
 
 
 def make_coco_set(root: str, splits=(('train2017', 160), ('val2017', 40)),
-                  size: Tuple[int, int] = (150, 190), max_objects: int = 3,
-                  seed: int = 0) -> List[str]:
+                  size: tuple[int, int] = (150, 190), max_objects: int = 3,
+                  seed: int = 0) -> list[str]:
     """COCO instance-segmentation layout as mmdet expects it::
 
         root/annotations/instances_{split}.json, root/{split}/<n>.png
@@ -141,8 +140,8 @@ SEG_CLASSES = ('background', ) + SHAPES
 
 
 def make_ade20k_set(root: str, splits=(('training', 160), ('validation', 40)),
-                    size: Tuple[int, int] = (150, 190), max_objects: int = 4,
-                    seed: int = 0) -> List[str]:
+                    size: tuple[int, int] = (150, 190), max_objects: int = 4,
+                    seed: int = 0) -> list[str]:
     """ADE20K layout as mmseg expects it::
 
         root/images/{training,validation}/<n>.jpg

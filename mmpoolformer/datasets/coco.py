@@ -47,7 +47,8 @@ class CheckedCOCO(COCO):
             raise DatasetError(f'{annotation_file}: not valid JSON ({err})') from None
         check_coco_ids(self.dataset, annotation_file)
 
-    def get_cat_ids(self, cat_names=[], sup_names=[], cat_ids=[]):
+    # mmdet's COCO.get_cat_ids signature, lists as defaults included (never mutated).
+    def get_cat_ids(self, cat_names=[], sup_names=[], cat_ids=[]):  # noqa: B006
         names = [cat.get('name') for cat in self.dataset.get('categories', [])]
         for name in cat_names or ():
             if name not in names:

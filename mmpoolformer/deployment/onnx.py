@@ -17,8 +17,9 @@ PoolFormer norm would lose its per-channel affine).
 """
 import copy
 import os.path as osp
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -73,8 +74,8 @@ WHAT = {'mmpretrain': 'classifier (image -> logits)',
 class ExportReport:
     path: str
     kind: str
-    dynamic_axes: List[str]
-    checks: List[dict] = field(default_factory=list)   # one per checked input
+    dynamic_axes: list[str]
+    checks: list[dict] = field(default_factory=list)   # one per checked input
 
     @property
     def max_abs_diff(self) -> float:
@@ -84,7 +85,7 @@ class ExportReport:
     def rel_diff(self) -> float:
         return max(c['rel_diff'] for c in self.checks)
 
-    def lines(self) -> List[str]:
+    def lines(self) -> list[str]:
         out = [f'exported {WHAT[self.kind]} to {self.path} (opset {OPSET}; dynamic axes: '
                f'{", ".join(self.dynamic_axes) or "none"})']
         out += [f'ONNX Runtime vs PyTorch, input {c["shape"]}: max abs diff '
@@ -92,7 +93,7 @@ class ExportReport:
         return out
 
 
-def export_wrapper(model: nn.Module) -> Tuple[str, nn.Module]:
+def export_wrapper(model: nn.Module) -> tuple[str, nn.Module]:
     """(toolbox, the module to export) for a built OpenMMLab model in eval mode.
     The backbone runs its plain NCHW path (the fused oneDNN ops are CPU kernels,
     not ONNX)."""
@@ -178,7 +179,7 @@ def _export_program(wrapper, image, probes, log):
         axes = [a for a in axes if a not in refused]
 
 
-def _output_names(wrapper, image, kind) -> List[str]:
+def _output_names(wrapper, image, kind) -> list[str]:
     if kind != 'mmdet':
         return [OUTPUTS[kind]]
     with torch.no_grad():
@@ -204,13 +205,13 @@ def _values(tensor) -> str:
     return '' if tensor is None else ' '.join(f'{v:g}' for v in tensor.flatten().tolist())
 
 
-def _dynamic_input_axes(path: str) -> List[int]:
+def _dynamic_input_axes(path: str) -> list[int]:
     import onnx
     dims = onnx.load(path).graph.input[0].type.tensor_type.shape.dim
     return [i for i, d in enumerate(dims) if d.dim_param]
 
 
-def check_onnx(wrapper: nn.Module, path: str, inputs: Sequence[torch.Tensor]) -> List[dict]:
+def check_onnx(wrapper: nn.Module, path: str, inputs: Sequence[torch.Tensor]) -> list[dict]:
     """Run the ONNX file with ONNX Runtime (CPU) and ``wrapper`` on each input;
     the max abs and relative (over the largest |output|) differences."""
     import onnxruntime as ort

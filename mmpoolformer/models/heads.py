@@ -5,7 +5,7 @@ linear layer, or, for ConvFormer and CAFormer, with a two-layer MLP head
 (``fc1 -> SquaredReLU -> LayerNorm -> dropout -> fc2``). Keys follow timm:
 ``head.norm``, ``head.fc`` or ``head.fc.{fc1,norm,fc2}``.
 """
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -55,8 +55,8 @@ class MetaFormerClsHead(ClsHead):
         self.fc = (MlpHead(in_channels, num_classes, mlp_ratio, dropout, eps)
                    if mlp_ratio else nn.Linear(in_channels, num_classes))
 
-    def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
+    def pre_logits(self, feats: tuple[torch.Tensor]) -> torch.Tensor:
         return self.norm(feats[-1])
 
-    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
+    def forward(self, feats: tuple[torch.Tensor]) -> torch.Tensor:
         return self.fc(self.pre_logits(feats))

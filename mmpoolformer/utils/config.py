@@ -1,8 +1,9 @@
 """Reading OpenMMLab configs and what is built from them."""
-from typing import Any, Iterator, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 
-def iter_datasets(dataset, where: str = 'dataset') -> Iterator[Tuple[str, Any]]:
+def iter_datasets(dataset, where: str = 'dataset') -> Iterator[tuple[str, Any]]:
     """``(where, data set)`` for each data set inside dataset wrappers, depth first.
 
     ``dataset`` is a data set config (a dict) or a built data set; wrappers are

@@ -24,7 +24,8 @@ import re
 import shutil
 import subprocess
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 # Where tools/setup_env.sh records the CUDA architectures it built mmcv's ops for
 # (inside the environment, beside the installed mmcv).

@@ -1,7 +1,6 @@
 """Model size and complexity, counted the way the PoolFormer paper does (fvcore).
 Shared by get_flops.py, make_metafiles.py and benchmark.py of this folder."""
 import math
-from typing import Tuple
 
 import torch
 
@@ -37,7 +36,7 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_macs(model: torch.nn.Module, shape: Tuple[int, int] = (224, 224)) -> int:
+def count_macs(model: torch.nn.Module, shape: tuple[int, int] = (224, 224)) -> int:
     """Multiply-accumulates of one forward pass on a 1x3xHxW input (fvcore)."""
     from fvcore.nn import FlopCountAnalysis
     was_training = model.training

@@ -1,7 +1,7 @@
 """What the benchmark and the tests feed models with: ``randomize_`` gives a model
 distinct random weights; ``dense_batch`` builds a preprocessed detector or
 segmentor batch."""
-from typing import Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 
@@ -18,7 +18,7 @@ def randomize_(module: torch.nn.Module, seed: int = 0, std: float = 0.1) -> torc
     return module
 
 
-def dense_batch(model: torch.nn.Module, sizes: Sequence[Tuple[int, int]], train: bool = False,
+def dense_batch(model: torch.nn.Module, sizes: Sequence[tuple[int, int]], train: bool = False,
                 seed: int = 0) -> dict:
     """A preprocessed batch for a detector or segmentor: random uint8 images of
     these (h, w) sizes with the metainfo their steps read, and with ``train``

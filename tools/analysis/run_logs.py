@@ -3,7 +3,6 @@ import glob
 import json
 import os
 import os.path as osp
-from typing import Dict, List
 
 
 def find_scalars(path: str) -> str:
@@ -18,14 +17,14 @@ def find_scalars(path: str) -> str:
     return found[-1]
 
 
-def read_scalars(path: str) -> Dict[str, List[tuple]]:
+def read_scalars(path: str) -> dict[str, list[tuple]]:
     """{key: [(step, value), ...]} for every scalar the run logged.
 
     Training entries are counted in iterations; validation entries carry the
     step mmengine gave them (the epoch for epoch-based loops), so they are put
     on the iteration axis by matching the last training iteration logged before.
     """
-    series: Dict[str, List[tuple]] = {}
+    series: dict[str, list[tuple]] = {}
     last_iter = 0
     with open(find_scalars(path)) as f:
         for line in f:

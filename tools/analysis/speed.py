@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 import torch
 from complexity import count_macs
@@ -34,10 +34,10 @@ class Row:
     max_abs_diff: Optional[float] = None
     peak_fraction: Optional[float] = None
     note: str = ''
-    times_s: List[float] = field(default_factory=list)
+    times_s: list[float] = field(default_factory=list)
 
 
-def time_call(fn: Callable, warmup: int, repeats: int) -> List[float]:
+def time_call(fn: Callable, warmup: int, repeats: int) -> list[float]:
     for _ in range(warmup):
         fn()
     times = []
@@ -85,12 +85,12 @@ def matmul_peak_gflops(repeats: int = 5, device='cpu') -> float:
     with torch.inference_mode():
         for n in (2048, 4096):
             a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-            t = min(time_call(synchronized(lambda: a @ b, device), 1, repeats))
+            t = min(time_call(synchronized(lambda a=a, b=b: a @ b, device), 1, repeats))
             best = max(best, 2 * n ** 3 / t / 1e9)
         for dim, side in ((64, 56), (128, 28), (320, 14), (512, 7)):
             x = torch.randn(16, dim, side, side, device=device).contiguous(memory_format=CL)
             conv = torch.nn.Conv2d(dim, 4 * dim, 1, bias=False).to(device)
-            t = min(time_call(synchronized(lambda: conv(x), device), 1, repeats))
+            t = min(time_call(synchronized(lambda conv=conv, x=x: conv(x), device), 1, repeats))
             best = max(best, 2 * 16 * side * side * dim * 4 * dim / t / 1e9)
     return best
 
@@ -143,7 +143,7 @@ def cpu_vector_flags() -> str:
 # --------------------------------------------------------------------------- #
 def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
                    compile_models=False, bf16=False, log=print, device='cpu',
-                   fp16=False, onnxruntime=False) -> List[Row]:
+                   fp16=False, onnxruntime=False) -> list[Row]:
     ours, mmpretrain, reference = (m.to(device) for m in build_models(arch))
     x = torch.randn(batch, 3, res, res, generator=torch.Generator().manual_seed(1)).to(device)
     macs = count_macs(ours, (res, res))
@@ -209,7 +209,7 @@ def inference_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
             {name: synchronized(functools.partial(fn, inp), device)
              for name, fn, inp, _ in candidates}, warmup, repeats, log)
     rows = []
-    for name, fn, inp, kind in candidates:
+    for name, _, _, kind in candidates:
         img_s = batch / statistics.median(times[name])
         diff = (outputs[name].float() - expected[kind]).abs().max().item()
         rows.append(Row(name, img_s, max_abs_diff=diff, times_s=times[name],
@@ -250,7 +250,7 @@ def onnxruntime_candidates(model, x: torch.Tensor, log=print) -> list:
 # Training step (forward + backward + optimizer)
 # --------------------------------------------------------------------------- #
 def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
-                  bf16=False) -> List[Row]:
+                  bf16=False) -> list[Row]:
     ours, _, reference = build_models(arch)
     x = torch.randn(batch, 3, res, res)
     labels = torch.randint(0, 1000, (batch, ))
@@ -344,7 +344,7 @@ def _status_mib(field: str) -> float:
         return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
 
 
-def dense_rows(kinds, batch=1, warmup=1, repeats=3, train=True, log=print) -> List[Row]:
+def dense_rows(kinds, batch=1, warmup=1, repeats=3, train=True, log=print) -> list[Row]:
     """Each configuration in a fresh process, so that peak memory is its own."""
     import json
 
@@ -399,7 +399,7 @@ def build_dense_pair(kind: str, seed: int = 0):
     return ours, theirs
 
 
-def dense_inference_rows(kinds, batch=1, warmup=1, repeats=5, log=print) -> List[Row]:
+def dense_inference_rows(kinds, batch=1, warmup=1, repeats=5, log=print) -> list[Row]:
     """Whole-model inference (``mode='tensor'``: for Mask R-CNN the backbone,
     neck, RPN with its proposal NMS, the box head on every proposal and the
     mask head on the first 100, without post-processing) and the backbone
@@ -438,7 +438,7 @@ def dense_inference_rows(kinds, batch=1, warmup=1, repeats=5, log=print) -> List
     return rows
 
 
-def format_table(rows: List[Row], title: str) -> str:
+def format_table(rows: list[Row], title: str) -> str:
     lines = [f'### {title}', '',
              '| path | img/s | ours default / this | max abs diff | of FP32 peak | note |',
              '|---|---|---|---|---|---|']
@@ -450,7 +450,7 @@ def format_table(rows: List[Row], title: str) -> str:
     return '\n'.join(lines)
 
 
-def rows_as_dicts(rows: List[Row]) -> list:
+def rows_as_dicts(rows: list[Row]) -> list:
     return [asdict(r) for r in rows]
 
 

@@ -5,7 +5,7 @@ The page and its predictors are here too (tests import them with
 helpers.import_tool); gradio is imported only when the page is built."""
 import argparse
 import os
-from typing import Callable, Tuple
+from typing import Callable
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from mmpoolformer.utils.errors import UsageError
 
 
 def make_predictor(config: str, checkpoint: str = None, device: str = 'cpu',
-                   score_thr: float = 0.3) -> Tuple[Callable, str]:
+                   score_thr: float = 0.3) -> tuple[Callable, str]:
     """(function from an RGB image to the result, kind of result: 'label' or 'image')."""
     cfg = load_config(config)
     scope = cfg.get('default_scope')

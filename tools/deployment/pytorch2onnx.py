@@ -29,7 +29,7 @@ def parse_args():
     parser.add_argument('--check-shape', nargs=2, type=int, metavar=('H', 'W'),
                         help='size of the second checked input (default: each dynamic side + 32)')
     parser.add_argument('--deploy', action='store_true',
-                        help='export the folded backbone (mmpoolformer.models.backbones.deploy.switch_to_deploy)')
+                        help='export the folded backbone (deploy.switch_to_deploy)')
     parser.add_argument('--rtol', type=float, default=None,
                         help='relative tolerance of the ONNX Runtime check (default 1e-4)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,

@@ -1,7 +1,8 @@
 """The models tools/visualization/gradcam.py compares PoolFormer with, as the paper
 does: PoolFormer, DeiT, ResNet and Swin from configs (ours and mmpretrain's own),
 ResMLP, which mmpretrain does not have, from timm; and the side-by-side picture."""
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import cv2
 import numpy as np

@@ -28,7 +28,8 @@ State-dict layout (the project's own, close to timm's ``metaformer.py``)::
     norm{i}                                     one norm per output stage
 """
 import copy
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Optional, Union
 
 import torch
 import torch.nn as nn
@@ -164,10 +165,10 @@ class MetaFormer(BaseModule):
         out_norms (bool): Put a norm (of ``norm_cfg``'s type) on each output,
             as dense heads expect. MetaFormer v2 classifiers norm after global
             pooling in their head instead and set this False. Defaults to True.
-        stem_cfg (dict): ``kernel_size/stride/padding`` of the stem.
-            Defaults to 7x7, stride 4, padding 2.
-        downsample_cfg (dict): Same for the downsampling between stages.
-            Defaults to 3x3, stride 2, padding 1.
+        stem_cfg (dict, optional): ``kernel_size/stride/padding`` of the stem.
+            Defaults to None: 7x7, stride 4, padding 2.
+        downsample_cfg (dict, optional): Same for the downsampling between
+            stages. Defaults to None: 3x3, stride 2, padding 1.
         drop_rate (float): Dropout in the MLPs. Defaults to 0.
         drop_path_rate (float): Stochastic depth, rising linearly from 0 over
             all blocks to this value. Defaults to 0.
@@ -212,8 +213,8 @@ class MetaFormer(BaseModule):
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  out_norms: bool = True,
-                 stem_cfg: dict = dict(kernel_size=7, stride=4, padding=2),
-                 downsample_cfg: dict = dict(kernel_size=3, stride=2, padding=1),
+                 stem_cfg: Optional[dict] = None,
+                 downsample_cfg: Optional[dict] = None,
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  out_indices: Union[int, Sequence[int]] = (3, ),
@@ -248,6 +249,8 @@ class MetaFormer(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
 
+        stem_cfg = stem_cfg or dict(kernel_size=7, stride=4, padding=2)
+        downsample_cfg = downsample_cfg or dict(kernel_size=3, stride=2, padding=1)
         self.stem = Downsampling(in_channels, dims[0], **stem_cfg,
                                  post_norm_cfg=arch['stem_norm_cfg'])
         # On the CPU even where the model is built on another device (e.g. 'meta').

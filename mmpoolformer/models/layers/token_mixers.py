@@ -5,6 +5,7 @@ convolution (ConvFormer) and attention (CAFormer). Blocks build them by register
 name (``token_mixers=dict(type='Pooling', pool_size=3)``).
 """
 import math
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -113,8 +114,9 @@ class SepConv(nn.Module):
     """
 
     def __init__(self, dim: int, expansion_ratio: float = 2, kernel_size: int = 7,
-                 act_cfg: dict = dict(type='StarReLU'), bias: bool = False):
+                 act_cfg: Optional[dict] = None, bias: bool = False):
         super().__init__()
+        act_cfg = act_cfg or dict(type='StarReLU')
         hidden = int(expansion_ratio * dim)
         self.pwconv1 = nn.Conv2d(dim, hidden, 1, bias=bias)
         self.act1 = build_act(act_cfg)
