@@ -133,12 +133,13 @@ def options(config, root):
     return opts
 
 
-def check(config, root, *extra, samples=8):
-    """Run the tool in-process; returns (exit code or 'error: ...' message, stdout)."""
+def check(config, root, *extra, samples=8, flags=()):
+    """Run the tool in-process; returns (exit code or 'error: ...' message, stdout).
+    ``extra``: more --cfg-options; ``flags``: more options of the tool."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         try:
-            TOOL.main([os.path.join(ROOT, config), '--samples', str(samples),
+            TOOL.main([os.path.join(ROOT, config), '--samples', str(samples), *flags,
                        '--cfg-options', *options(config, root), *extra])
             code = 0
         except SystemExit as exit_:
@@ -347,3 +348,118 @@ def test_command_exit_status(data):
         f'error: {path}: label value(s) [200] outside the 150 classes')
     assert 'Traceback' not in proc.stderr
     assert '== train' in proc.stdout  # the train table came before the val set failed
+
+
+# ---- what the checker used to pass silently: run as a command ---------------------------
+
+def command_error(config, root, *flags, culprit):
+    """Run the tool as a command; it must fail, with exactly one line naming ``culprit``
+    (the `error: ...` line). Returns that line and the CompletedProcess."""
+    proc = run_tool('tools/data/check_dataset.py', config, *flags,
+                    '--cfg-options', *options(config, root), timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert 'Traceback' not in proc.stderr, proc.stderr
+    naming = [line for line in output.splitlines() if culprit in line]
+    assert len(naming) == 1, output
+    assert naming[0].startswith('error: '), output
+    return naming[0], proc
+
+
+def test_class_folder_without_images(data):
+    """mmpretrain only warns (naming the folder without its path) and trains without
+    the class."""
+    root = data['imagenet']
+    folder = f'{root}/train/{WNIDS[1]}'
+    for name in os.listdir(folder):
+        os.remove(f'{folder}/{name}')
+    line, _ = command_error(CLS, root, '--samples', '1', culprit=folder)
+    assert line.startswith(f'error: train set: class folder without images: {folder} ')
+
+
+def test_decode_all_finds_an_image_outside_the_samples(data):
+    root = data['imagenet']
+    path = f'{root}/train/{WNIDS[1]}/{WNIDS[1]}_2.JPEG'  # train image 2 of 1000
+    with open(path, 'wb') as f:  # a download that saved an error page
+        f.write(b'<html><body>404 Not Found</body></html>')
+    assert check(CLS, root)[0] == 0  # not among the 8 sampled images
+    line, proc = command_error(CLS, root, '--decode-all', '--workers', '2', culprit=path)
+    assert line.startswith(f'error: train set: bad image {path}: it cannot be decoded')
+    # the expected time comes first, measured on the first images
+    assert 'train set: decoding 1000 images with 2 workers: about ' in proc.stdout
+
+
+def test_label_map_not_single_channel(data):
+    root = data['ade']
+    path = f'{root}/annotations/validation/ADE_val_00000001.png'
+    label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(path, np.dstack([label] * 3))  # the same values, saved as RGB
+    line, _ = command_error(SEG, root, culprit=path)
+    assert line == (f'error: {path}: label map has 3 channels (PIL mode RGB); it must have '
+                    'one, a class index per pixel (mode L or P)')
+
+
+def coco_box(root, split, index, bbox):
+    """Set the bbox of annotation ``index``; returns its id and its image's file."""
+    path = f'{root}/annotations/instances_{split}.json'
+    content = read_json(path)
+    ann = content['annotations'][index]
+    ann['bbox'] = bbox
+    write_json(path, content)
+    image = next(img for img in content['images'] if img['id'] == ann['image_id'])
+    assert (image['width'], image['height']) == (64, 48)
+    return ann['id'], f'{root}/{split}/{image["file_name"]}'
+
+
+def test_box_outside_its_image(data):
+    root = data['coco']
+    ann_id, image = coco_box(root, 'val2017', 0, [40, 10, 30, 20])  # to x = 70 > 64
+    line, _ = command_error(DET, root, culprit=image)
+    assert line == (f'error: {root}/annotations/instances_val2017.json: annotation {ann_id}: '
+                    f'bbox [x, y, w, h] = [40, 10, 30, 20] reaches outside its image '
+                    f'{image} (64x48)')
+
+
+# ---- the same checks' edges, in-process ------------------------------------------------
+
+@pytest.mark.parametrize('bbox,inside', [
+    ([0, 5, 10, 43.5], True),      # down to y = 48.5 of 48: within the 1-pixel tolerance
+    ([-0.9, 0, 64.9, 48], True),   # from x = -0.9 to 64
+    ([10, -2, 10, 10], False),     # above the image
+    ([54, 38, 10, 11.5], False),   # down to y = 49.5
+])
+def test_box_tolerance(data, bbox, inside):
+    root = data['coco']
+    ann_id, image = coco_box(root, 'train2017', 1, bbox)
+    if inside:
+        assert check(DET, root)[0] == 0
+    else:
+        assert error(DET, root).startswith(
+            f'error: {root}/annotations/instances_train2017.json: annotation {ann_id}: '
+            f'bbox [x, y, w, h] = {bbox} reaches outside its image {image} ')
+
+
+def test_decode_all_names_every_bad_image(data):
+    root = data['coco']
+    paths = [f'{root}/val2017/{name}' for name in sorted(os.listdir(f'{root}/val2017'))]
+    assert len(paths) == 2
+    for path in paths:
+        with open(path, 'wb') as f:
+            f.write(b'')
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code, _ = check(DET, root, flags=['--decode-all', '--workers', '1'])
+    assert code == 'error: val set: 2 of 2 images cannot be used (named above)'
+    assert stderr.getvalue().splitlines() == [f'bad image {path}: the file is empty'
+                                              for path in paths]
+
+
+def test_label_map_that_does_not_decode(data):
+    root = data['ade']
+    path = f'{root}/annotations/training/ADE_train_00000003.png'
+    with open(path, 'rb') as f:
+        head = f.read()[:100]
+    with open(path, 'wb') as f:  # the header (and size) still reads
+        f.write(head)
+    assert error(SEG, root).startswith(f'error: train set: bad label map {path}: '
+                                       'it cannot be decoded (')

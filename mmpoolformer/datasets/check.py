@@ -9,28 +9,37 @@ or value:
 1. the split builds and is not empty;
 2. its classes agree with every class count of the model (the heads'
    ``num_classes``, mmpretrain's ``data_preprocessor.num_classes``);
-3. every image and label map it lists exists;
+3. every image and label map it lists exists, and every class folder of an
+   image-folder set holds an image;
 4. every label is one of the classes: classification labels, COCO category ids
-   and box labels, every value of every segmentation label map;
-5. a sample of the images decodes.
+   and box labels, every value of every segmentation label map (each decoded,
+   single-channel); every COCO box lies inside its image;
+5. a sample of the images decodes, or with ``decode_workers`` every image, in
+   that many processes.
 
 The evaluators' ``ann_file`` must exist as well: a missing one would only show
 after the first training epoch.
 """
+import contextlib
 import copy
+import functools
+import multiprocessing
 import os.path as osp
+import sys
+import time
+from collections.abc import Sequence
 from typing import Callable, Dict, List, Optional
 
-import mmcv
 import numpy as np
 from mmengine.config import Config
-from mmengine.fileio import get, load
+from mmengine.fileio import load
 from mmengine.registry import DATASETS, init_default_scope
 from PIL import Image
+from tqdm import tqdm
 
 from mmpoolformer.apis import load_config, model_heads
 from mmpoolformer.datasets.ade20k import check_label_values
-from mmpoolformer.datasets.transforms import image_problem
+from mmpoolformer.datasets.transforms import LoadImageChecked
 from mmpoolformer.utils.config import iter_datasets
 from mmpoolformer.utils.errors import DatasetError
 
@@ -97,6 +106,23 @@ def check_files_exist(split: str, dataset):
         raise DatasetError(f'{split} set: file not found: {missing[0]}{more}')
 
 
+def check_class_folders(split: str, dataset):
+    """Every class folder of an image-folder set (mmpretrain's CustomDataset and
+    ImageNet without an annotation list) holds an image: mmpretrain only logs a
+    warning for an empty one, and its class is then never seen."""
+    folder_to_idx = getattr(dataset, 'folder_to_idx', None)  # set when folders were listed
+    if not folder_to_idx:
+        return
+    labels = {info.get('gt_label') for info in dataset.data_list}
+    empty = [folder for folder, index in sorted(folder_to_idx.items()) if index not in labels]
+    if empty:
+        more = f' (and {len(empty) - 1} more)' if len(empty) > 1 else ''
+        extensions = ', '.join(sorted(getattr(dataset, 'extensions', ())))
+        raise DatasetError(f'{split} set: class folder without images: '
+                           f'{osp.join(dataset.img_prefix, empty[0])}{more} '
+                           f'(no file ending in {extensions})')
+
+
 def value_range(values) -> str:
     return f'{min(values)}..{max(values)}' if len(values) else 'none'
 
@@ -114,12 +140,11 @@ def classification_labels(split: str, dataset, num_classes: int) -> dict:
     return {'labels': value_range(labels)}
 
 
-def check_coco_categories(dataset) -> dict:
+def check_coco_categories(dataset, content: dict):
     """The categories of a COCO-style file are the config's classes, in order,
     and every annotation is of one of them: mmdet numbers the classes in the
     file's order and drops annotations of other categories without a word."""
     ann_file = dataset.ann_file
-    content = load(ann_file, backend_args=getattr(dataset, 'backend_args', None))
     names = {cat['id']: cat['name'] for cat in content.get('categories', [])}
     classes = dataset.metainfo['classes']
     in_file_order = [names[i] for i in dataset.cat_ids]  # mmdet numbers them in this order
@@ -135,13 +160,38 @@ def check_coco_categories(dataset) -> dict:
             raise DatasetError(f'{ann_file}: annotation {ann.get("id")} has category_id '
                                f'{ann["category_id"]} ({name!r}), which is not one of the '
                                f'{len(classes)} classes of the config')
-    return {'images in file': len(content.get('images', []))}
+
+
+# Pixels a box may reach past its image: float rounding of converted annotations.
+BOX_TOLERANCE = 1.0
+
+
+def check_coco_boxes(dataset, content: dict):
+    """Every box (COCO ``bbox`` [x, y, w, h]) lies inside its image, as the file
+    gives its size: mmdet keeps a box that reaches outside as it is, and drops
+    one wholly outside without a word."""
+    images = {img['id']: img for img in content.get('images', [])}
+    for ann in content.get('annotations', []):
+        img = images.get(ann.get('image_id'))
+        if img is None or len(ann.get('bbox') or ()) != 4:
+            continue  # not a box of a listed image: mmdet's loading deals with those
+        x, y, w, h = ann['bbox']
+        width, height = img['width'], img['height']
+        if (min(x, y) < -BOX_TOLERANCE or x + w > width + BOX_TOLERANCE
+                or y + h > height + BOX_TOLERANCE):
+            path = osp.join(dataset.data_prefix.get('img', ''), img['file_name'])
+            raise DatasetError(f'{dataset.ann_file}: annotation {ann.get("id")}: bbox '
+                               f'[x, y, w, h] = {ann["bbox"]} reaches outside its image '
+                               f'{path} ({width}x{height})')
 
 
 def detection_labels(split: str, dataset, num_classes: int) -> dict:
     summary = {}
     if hasattr(dataset, 'cat_ids') and str(dataset.ann_file).endswith('.json'):
-        summary.update(check_coco_categories(dataset))
+        content = load(dataset.ann_file, backend_args=getattr(dataset, 'backend_args', None))
+        check_coco_categories(dataset, content)
+        check_coco_boxes(dataset, content)
+        summary['images in file'] = len(content.get('images', []))
     labels, count = set(), 0
     for info in dataset.data_list:
         for instance in info.get('instances', []):
@@ -165,8 +215,16 @@ def segmentation_labels(split: str, dataset, num_classes: int) -> dict:
         path = info.get('seg_map_path')
         if path is None:  # test mode without annotations
             continue
-        with Image.open(path) as im:
-            labels = np.asarray(im)
+        try:
+            with Image.open(path) as im:
+                mode, labels = im.mode, np.asarray(im)
+        except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+            raise DatasetError(f'{split} set: bad label map {path}: it cannot be decoded '
+                               f'({err})') from None
+        if labels.ndim != 2:  # mmseg would read it as channels of class indices
+            raise DatasetError(f'{path}: label map has {labels.shape[-1]} channels (PIL mode '
+                               f'{mode}); it must have one, a class index per pixel '
+                               '(mode L or P)')
         check_label_values(path, labels, stored_classes, dataset.reduce_zero_label,
                            dataset.ignore_index)
         values.update(np.unique(labels).tolist())
@@ -180,25 +238,100 @@ LABEL_CHECKS: Dict[str, Callable] = dict(
     mmpretrain=classification_labels, mmdet=detection_labels, mmseg=segmentation_labels)
 
 
+@functools.cache
+def image_loader() -> LoadImageChecked:
+    """The loader of our pipelines, for its checks and its messages (one per process)."""
+    return LoadImageChecked()
+
+
+def read_image(path: str):
+    """(image, None), or (None, why it cannot be used) as training would find it."""
+    try:
+        return image_loader().read(path)
+    except OSError as err:  # not there any more, not readable, a folder...
+        return None, f'it cannot be read ({err})'
+
+
+def image_problem_of(path: str) -> Optional[str]:
+    """Why the image at ``path`` cannot be used, or None (no pixels: cheap to send
+    back from a worker process)."""
+    return read_image(path)[1]
+
+
 def decode_samples(split: str, dataset, samples: int) -> str:
     """Decode ``samples`` images spread over the data set; returns them with their sizes."""
     count = min(samples, len(dataset))
     decoded = []
     for i in sorted(set(np.linspace(0, len(dataset) - 1, count).round().astype(int).tolist())):
         path = dataset.data_list[i]['img_path']
-        data = get(path)
-        problem = image_problem(data)
-        img = mmcv.imfrombytes(data) if problem is None else None
+        img, problem = read_image(path)
         if img is None:
-            raise DatasetError(f'{split} set: bad image {path}: '
-                               f'{problem or "it cannot be decoded"}')
+            raise DatasetError(f'{split} set: bad image {path}: {problem}')
         name = osp.relpath(path, dataset.data_root) if dataset.data_root else path
         decoded.append(f'{name} ({img.shape[1]}x{img.shape[0]})')
     return ', '.join(decoded)
 
 
-def check_split(cfg: Config, split: str, dataset, samples: int) -> List[dict]:
-    """Run the checks on one built split; returns a summary per data set in it."""
+def duration(seconds: float) -> str:
+    """'1 h 05 min', '3 min 20 s', '12 s'."""
+    seconds = round(seconds)
+    hours, minutes = seconds // 3600, seconds // 60 % 60
+    if hours:
+        return f'{hours} h {minutes:02d} min'
+    return f'{minutes} min {seconds % 60:02d} s' if minutes else f'{seconds} s'
+
+
+def map_in_processes(function: Callable, items: Sequence, workers: int, what: str,
+                     out: Callable[[str], None] = print) -> list:
+    """``[function(item) for item in items]`` in ``workers`` processes, with a
+    progress bar (on a terminal); first prints the expected time, measured on the
+    first items done. ``function`` must be importable (it is sent by name)."""
+    total, results = len(items), []
+    chunk = max(1, min(64, total // (16 * workers)))
+    probe = min(total, max(32, 4 * workers * chunk))  # a few chunks of every worker
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(multiprocessing.Pool(workers))
+            done = pool.imap(function, items, chunksize=chunk)
+        else:  # this process: no start-up, and errors surface here
+            done = map(function, items)
+        for result in done:
+            results.append(result)
+            if len(results) == probe:
+                break
+        if total:
+            expected = (time.perf_counter() - start) / probe * total
+            out(f'{what} with {workers} worker{"s" if workers > 1 else ""}: about '
+                f'{duration(expected)} in all (measured on the first {probe})')
+        results.extend(tqdm(done, total=total, initial=len(results), unit='file',
+                            desc=what, leave=False, disable=None))
+    return results
+
+
+def decode_all(split: str, dataset, workers: int, out: Callable[[str], None] = print) -> str:
+    """Decode every image of the data set in ``workers`` processes; each bad one
+    is named on stderr, then a DatasetError says how many (or names the one)."""
+    paths = [info['img_path'] for info in dataset.data_list]
+    start = time.perf_counter()
+    problems = map_in_processes(image_problem_of, paths, workers,
+                                f'{split} set: decoding {len(paths)} images', out)
+    bad = [(path, problem) for path, problem in zip(paths, problems) if problem]
+    if len(bad) == 1:
+        raise DatasetError(f'{split} set: bad image {bad[0][0]}: {bad[0][1]}')
+    if bad:
+        for path, problem in bad:
+            print(f'bad image {path}: {problem}', file=sys.stderr)
+        raise DatasetError(f'{split} set: {len(bad)} of {len(paths)} images cannot be used '
+                           '(named above)')
+    return f'all {len(paths)} images, in {duration(time.perf_counter() - start)}'
+
+
+def check_split(cfg: Config, split: str, dataset, samples: int,
+                workers: Optional[int] = None,
+                out: Callable[[str], None] = print) -> List[dict]:
+    """Run the checks on one built split; returns a summary per data set in it.
+    With ``workers`` every image is decoded (in that many processes), else ``samples``."""
     counts = model_class_counts(cfg)
     summaries = []
     # Built from these configs: the same wrappers, so the same keys.
@@ -210,6 +343,7 @@ def check_split(cfg: Config, split: str, dataset, samples: int) -> List[dict]:
         classes = leaf.metainfo.get('classes') or ()
         check_class_count(split, classes, counts)
         check_files_exist(split, leaf)
+        check_class_folders(split, leaf)
         rows = {'dataset': type(leaf).__name__ + (
                     f' in {type(dataset).__name__}' if leaf is not dataset else ''),
                 'data_root': leaf.data_root,
@@ -219,7 +353,8 @@ def check_split(cfg: Config, split: str, dataset, samples: int) -> List[dict]:
         check_labels = LABEL_CHECKS.get(cfg.get('default_scope'))
         if check_labels is not None:
             rows.update(check_labels(split, leaf, len(classes)))
-        rows['decoded'] = decode_samples(split, leaf, samples)
+        rows['decoded'] = (decode_all(split, leaf, workers, out) if workers
+                           else decode_samples(split, leaf, samples))
         summaries.append(rows)
     return summaries
 
@@ -238,10 +373,13 @@ def format_summary(split: str, rows: dict) -> str:
 
 
 def check_config(config, cfg_options: Optional[dict] = None, samples: int = 8,
-                 out: Callable[[str], None] = print) -> Dict[str, List[dict]]:
+                 out: Callable[[str], None] = print,
+                 decode_workers: Optional[int] = None) -> Dict[str, List[dict]]:
     """Build and check the train, val and test sets of a config, printing a
     summary table per split to ``out``; raises DatasetError at the first problem.
-    Returns the summaries by split (a list: one per data set in a wrapper)."""
+    ``decode_workers``: decode every image, in that many processes, instead of
+    ``samples`` per split. Returns the summaries by split (a list: one per data
+    set in a wrapper)."""
     cfg = load_config(config, cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     summaries: Dict[str, List[dict]] = {}
@@ -255,7 +393,7 @@ def check_config(config, cfg_options: Optional[dict] = None, samples: int = 8,
         dataset = build_split(cfg, split)
         if dataset is None:
             continue
-        summaries[split] = check_split(cfg, split, dataset, samples)
+        summaries[split] = check_split(cfg, split, dataset, samples, decode_workers, out)
         for rows in summaries[split]:
             out(format_summary(split, rows))
     check_evaluators(cfg)
