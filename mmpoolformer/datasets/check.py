@@ -28,7 +28,7 @@ import os.path as osp
 import sys
 import time
 from collections.abc import Sequence
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Optional
 
 import numpy as np
 from mmengine.config import Config
@@ -46,7 +46,7 @@ from mmpoolformer.utils.errors import DatasetError
 SPLITS = ('train', 'val', 'test')
 
 
-def model_class_counts(cfg: Config) -> Dict[str, int]:
+def model_class_counts(cfg: Config) -> dict[str, int]:
     """Every class count of the config's model, by config key."""
     counts = {f'{key}.num_classes': head['num_classes'] for key, head in model_heads(cfg.model)}
     preprocessor = cfg.get('data_preprocessor') or {}  # mmpretrain's top-level one
@@ -86,7 +86,7 @@ def build_split(cfg: Config, split: str):
                            f'{type(err).__name__}: {message}') from None
 
 
-def check_class_count(split: str, classes, counts: Dict[str, int]):
+def check_class_count(split: str, classes, counts: dict[str, int]):
     for key, value in counts.items():
         if value != len(classes):
             raise DatasetError(f'{split} set has {len(classes)} classes but the model has '
@@ -234,7 +234,7 @@ def segmentation_labels(split: str, dataset, num_classes: int) -> dict:
                       f'(reduce_zero_label={dataset.reduce_zero_label})'}
 
 
-LABEL_CHECKS: Dict[str, Callable] = dict(
+LABEL_CHECKS: dict[str, Callable] = dict(
     mmpretrain=classification_labels, mmdet=detection_labels, mmseg=segmentation_labels)
 
 
@@ -329,7 +329,7 @@ def decode_all(split: str, dataset, workers: int, out: Callable[[str], None] = p
 
 def check_split(cfg: Config, split: str, dataset, samples: int,
                 workers: Optional[int] = None,
-                out: Callable[[str], None] = print) -> List[dict]:
+                out: Callable[[str], None] = print) -> list[dict]:
     """Run the checks on one built split; returns a summary per data set in it.
     With ``workers`` every image is decoded (in that many processes), else ``samples``."""
     counts = model_class_counts(cfg)
@@ -374,7 +374,7 @@ def format_summary(split: str, rows: dict) -> str:
 
 def check_config(config, cfg_options: Optional[dict] = None, samples: int = 8,
                  out: Callable[[str], None] = print,
-                 decode_workers: Optional[int] = None) -> Dict[str, List[dict]]:
+                 decode_workers: Optional[int] = None) -> dict[str, list[dict]]:
     """Build and check the train, val and test sets of a config, printing a
     summary table per split to ``out``; raises DatasetError at the first problem.
     ``decode_workers``: decode every image, in that many processes, instead of
@@ -382,7 +382,7 @@ def check_config(config, cfg_options: Optional[dict] = None, samples: int = 8,
     set in a wrapper)."""
     cfg = load_config(config, cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
-    summaries: Dict[str, List[dict]] = {}
+    summaries: dict[str, list[dict]] = {}
     for split in SPLITS:
         loader = cfg.get(f'{split}_dataloader')
         val = cfg.get('val_dataloader')
