@@ -143,3 +143,308 @@ def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, batch_
     momentum_a = end_a['optimizer']['state'][0]['momentum_buffer']
     assert torch.equal(momentum_a, end_b['optimizer']['state'][0]['momentum_buffer'])
     assert end_a['param_schedulers'] == end_b['param_schedulers']
+
+
+def test_fp16_skipped_steps_are_not_a_failure_until_too_many_in_a_row(tmp_path):
+    """With a loss scaler a non-finite step is skipped by the GradScaler: a warning,
+    and a finite step resets the count; `max_skipped_steps` in a row stop training.
+    Without a scaler the first non-finite loss stops it."""
+    from types import SimpleNamespace
+
+    from mmpoolformer.engine import NonFiniteLossHook
+    from mmpoolformer.utils.errors import TrainingError
+
+    def runner(loss_scaler):
+        return SimpleNamespace(iter=0, epoch=0, work_dir=str(tmp_path), cfg=SimpleNamespace(
+            filename=CLS), optim_wrapper=SimpleNamespace(loss_scaler=loss_scaler))
+
+    nan, one = dict(loss=torch.tensor(float('nan'))), dict(loss=torch.tensor(1.0))
+    hook, amp = NonFiniteLossHook(max_skipped_steps=3), runner(loss_scaler=object())
+    for outputs in (nan, nan, one, nan, nan):
+        hook.after_train_iter(amp, 0, outputs=outputs)
+        amp.iter += 1
+    with pytest.raises(TrainingError, match=r'non-finite loss at iteration 6 \(epoch 1\): '
+                                            r'loss=nan \(3 non-finite steps in a row\)'):
+        hook.after_train_iter(amp, 0, outputs=nan)
+    with pytest.raises(TrainingError, match=r'at iteration 1 \(epoch 1\): loss=nan; '
+                                            r'training stopped and'):
+        NonFiniteLossHook().after_train_iter(runner(loss_scaler=None), 0, outputs=nan)
+
+
+def test_failed_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    """A write that fails (here fsync answers ENOSPC, as a full disk or quota does)
+    raises one line naming the path and the OS error; the previous file is whole
+    and no temporary file is left."""
+    from mmpoolformer.engine import AtomicLocalBackend
+    from mmpoolformer.utils.errors import CheckpointError
+    path = tmp_path / 'epoch_2.pth'
+    AtomicLocalBackend().put(b'previous', path)
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, 'fsync', disk_full)
+    with pytest.raises(CheckpointError, match=rf'^cannot write {re.escape(str(path))}: '
+                                              r'\[Errno 28\] No space left on device;'):
+        AtomicLocalBackend().put(b'new', path)
+    assert path.read_bytes() == b'previous' and os.listdir(tmp_path) == ['epoch_2.pth']
+
+
+# --------------------------------------------------------------------------- #
+# The slurm scripts, with fake srun / sbatch / scontrol on PATH
+# --------------------------------------------------------------------------- #
+def _fake_slurm(tmp_path, srun_status):
+    """srun, scontrol and sbatch that log their arguments to tmp_path/calls; srun
+    exits with the next status of `srun_status` (one per call), after
+    $FAKE_SRUN_SLEEP seconds; sbatch runs the script as slurm would, again while
+    scontrol has requeued it."""
+    bin_dir, calls = tmp_path / 'bin', tmp_path / 'calls'
+    bin_dir.mkdir(parents=True)
+    (tmp_path / 'statuses').write_text(''.join(f'{s}\n' for s in srun_status))
+    scripts = dict(srun=f'''
+echo "srun $*" >> {calls}
+sleep "${{FAKE_SRUN_SLEEP:-0}}"
+status=$(head -n1 {tmp_path}/statuses); sed -i 1d {tmp_path}/statuses
+exit "$status"''', scontrol=f'''
+echo "scontrol $*" >> {calls}
+[ "$1" = requeue ] && touch {tmp_path}/requeued''', sbatch=f'''
+echo "sbatch $*" >> {calls}
+script=$1; shift
+export SLURM_JOB_ID=42 SLURM_JOB_NAME=job SLURM_SUBMIT_DIR=$PWD SLURM_RESTART_COUNT=0
+while :; do
+    rm -f {tmp_path}/requeued
+    bash "$script" "$@"
+    [ -e {tmp_path}/requeued ] || break
+    SLURM_RESTART_COUNT=$((SLURM_RESTART_COUNT + 1))
+done''')
+    for name, body in scripts.items():
+        (bin_dir / name).write_text('#!/usr/bin/env bash\n' + body + '\n')
+        (bin_dir / name).chmod(0o755)
+    env = dict(os.environ, PATH=f'{bin_dir}:{os.environ["PATH"]}')
+    return env, calls
+
+
+def test_slurm_train_asks_for_the_warning_signal(tmp_path):
+    env, calls = _fake_slurm(tmp_path, [0])
+    subprocess.run(['bash', 'tools/slurm_train.sh', 'gpu', 'job', CLS, str(tmp_path / 'work')],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    srun = calls.read_text().split()
+    assert srun[0] == 'srun' and '--signal=USR1@180' in srun
+    assert srun[-3:] == [CLS, f'--work-dir={tmp_path / "work"}', '--launcher=slurm']
+
+
+def test_sbatch_template_requeues_a_job_stopped_before_its_time_limit(tmp_path):
+    """The template asks slurm for --requeue and the SIGUSR1 warning; submitted (fake
+    sbatch), a run that train.py ends with 75 (stopped and saved) is requeued by
+    the script and runs again with --resume, and a run that ends with 0 or 1 is
+    not requeued; the status goes through."""
+    template = open(os.path.join(ROOT, 'tools/slurm_sbatch.sh')).read()
+    options = re.findall(r'^#SBATCH (\S+)', template, re.M)
+    assert '--requeue' in options and '--signal=USR1@180' in options
+    env, calls = _fake_slurm(tmp_path, [75, 0])
+    proc = subprocess.run(['sbatch', 'tools/slurm_sbatch.sh', CLS, str(tmp_path / 'work')],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = calls.read_text().splitlines()
+    train = (f'srun --kill-on-bad-exit=1 python -u tools/train.py {CLS} '
+             f'--work-dir={tmp_path / "work"} --resume --launcher=slurm')
+    assert lines[1:] == [train, 'scontrol requeue 42', train], lines
+    assert 'run 2:' in proc.stdout
+    for status in (0, 1):
+        env, calls = _fake_slurm(tmp_path / str(status), [status])
+        env.update(SLURM_JOB_ID='7', SLURM_SUBMIT_DIR=ROOT)
+        proc = subprocess.run(['bash', 'tools/slurm_sbatch.sh', CLS], cwd=ROOT, env=env)
+        assert proc.returncode == status
+        assert calls.read_text().count('srun ') == 1 and 'scontrol' not in calls.read_text()
+
+
+def test_sbatch_template_leaves_a_preempted_job_to_slurm(tmp_path):
+    """Preemption signals the batch shell too: srun's 75 is passed on, and the
+    script does not requeue (slurm does, --requeue)."""
+    env, calls = _fake_slurm(tmp_path, [75])
+    env.update(SLURM_JOB_ID='7', SLURM_SUBMIT_DIR=ROOT, FAKE_SRUN_SLEEP='3')
+    proc = subprocess.Popen(['bash', 'tools/slurm_sbatch.sh', CLS], cwd=ROOT, env=env)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 75
+    assert 'scontrol' not in calls.read_text()
+
+
+# --------------------------------------------------------------------------- #
+# tools/train.py on the built-in classifier: one process, and two with gloo
+# --------------------------------------------------------------------------- #
+def _options(data, max_epochs, batch_size, num_workers=0):
+    """Deterministic, one batch logged per line, a checkpoint per epoch."""
+    return ['--cfg-options', f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
+            f'train_dataloader.batch_size={batch_size}', 'default_hooks.logger.interval=1',
+            'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=-1',
+            'randomness.seed=0', 'randomness.deterministic=True',
+            *loader_options(data, num_workers)]
+
+
+def _train(work_dir, options, procs=1, port=None, resume=False, wrapper=None):
+    """The command of tools/train.py, or of torchrun with `procs` of it as
+    tools/dist_run.sh starts them; `wrapper`: a script that runs tools/train.py."""
+    tool = [wrapper] if wrapper else ['tools/train.py']
+    args = [CLS, '--work-dir', str(work_dir), *(['--resume'] if resume else [])]
+    if procs == 1:
+        return [sys.executable, *tool, *args, *options]
+    return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={procs}',
+            f'--master_port={port}', *tool, *args, '--launcher', 'pytorch', *options]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED='1')
+
+
+def _run(cmd, timeout=900):
+    run = _Watched(cmd)
+    status, output = run.finish(timeout)
+    return subprocess.CompletedProcess(cmd, status, output, output)
+
+
+class _Watched:
+    """A training process (in a session of its own, with torchrun's workers) whose
+    merged output is read line by line; killed with its workers on a timeout."""
+
+    def __init__(self, cmd):
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=_env(),
+                                     start_new_session=True)
+        self.lines = []
+
+    def wait_for(self, pattern, timeout=600):
+        """The first line of output matching `pattern`."""
+        deadline = time.monotonic() + timeout
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if re.search(pattern, line):
+                return line
+            if time.monotonic() > deadline:
+                break
+        self.kill()
+        raise AssertionError(f'no {pattern!r} in the output:\n' + ''.join(self.lines[-40:]))
+
+    def finish(self, timeout=300):
+        """(exit status, whole output) once the process has ended."""
+        try:
+            rest, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        self.lines.append(rest)
+        return self.proc.returncode, ''.join(self.lines)
+
+    def kill(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.communicate()
+
+
+def _children(pid):
+    children = []
+    for task in glob.glob(f'/proc/{pid}/task/*/children'):
+        children += [int(child) for child in open(task).read().split()]
+    return sorted(children)
+
+
+def _trained_iterations(output):
+    """(epoch, batch) of each training iteration logged, in order."""
+    return [tuple(map(int, m)) for m in re.findall(r'Epoch\(train\) +\[(\d+)\]\[ *(\d+)/', output)]
+
+
+# Runs tools/train.py; every time a stop checkpoint (iter_*.pth) is written, this
+# process first sends itself SIGTERM again: a second signal during the save.
+_SECOND_SIGNAL_DURING_SAVE = """
+import os, runpy, signal, sys
+from mmpoolformer.engine import AtomicLocalBackend
+put = AtomicLocalBackend.put
+def put_after_another_signal(self, obj, filepath):
+    if os.path.basename(str(filepath)).startswith('iter_'):
+        os.kill(os.getpid(), signal.SIGTERM)
+    return put(self, obj, filepath)
+AtomicLocalBackend.put = put_after_another_signal
+sys.argv = ['tools/train.py'] + sys.argv[1:]
+runpy.run_path('tools/train.py', run_name='__main__')
+"""
+
+
+def _assert_stopped_and_saved(work_dir, output, before_signal, per_epoch):
+    """The run stopped after the iteration in flight when the signal came (or the
+    one logged just before), saved it, and lost no trained iteration."""
+    stop = int(re.search(r'stopped after iteration (\d+) \(epoch \d+\) and saved it to '
+                         r'\S+iter_\1\.pth', output).group(1))
+    assert before_signal <= stop <= before_signal + 1, (before_signal, stop)
+    epoch, batch = _trained_iterations(output)[-1]
+    assert (epoch - 1) * per_epoch + batch == stop, 'a trained iteration was not saved'
+    assert open(os.path.join(work_dir, 'last_checkpoint')).read() == os.path.join(
+        work_dir, f'iter_{stop}.pth')
+    meta = torch.load(os.path.join(work_dir, f'iter_{stop}.pth'), weights_only=False)['meta']
+    assert meta['iter'] == stop
+    return stop
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_saves_the_iteration_and_resume_is_exact(tiny_cls_data, tmp_path):
+    """One process, 8 iterations of batch 4: SIGTERM once iteration 3 is logged;
+    the iteration in flight finishes and is saved, a second SIGTERM during that
+    save is ignored, the exit status is 75. --resume goes on with the next batch
+    of the epoch and ends bitwise equal to an uninterrupted run."""
+    from test_resume import _assert_same_end
+    options = _options(tiny_cls_data, max_epochs=1, batch_size=4)
+    straight, stopped = tmp_path / 'straight', tmp_path / 'stopped'
+    assert _run(_train(straight, options)).returncode == 0
+    script = tmp_path / 'second_signal.py'
+    script.write_text(_SECOND_SIGNAL_DURING_SAVE)
+    run = _Watched(_train(stopped, options, wrapper=str(script)))
+    run.wait_for(r'Epoch\(train\) +\[1\]\[3/8\]')
+    run.proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    status, output = run.finish()
+    print(f'time to stop: {time.monotonic() - signalled:.1f} s')
+    assert status == 75, output[-3000:]
+    assert 'SIGTERM received: stopping after the iteration in flight' in output
+    assert 'SIGTERM received: already stopping, ignored' in output  # during the save
+    stop = _assert_stopped_and_saved(str(stopped), output, before_signal=3, per_epoch=8)
+    assert not (stopped / 'epoch_1.pth').exists()
+    resumed = _run(_train(stopped, options, resume=True))
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert _trained_iterations(resumed.stdout)[0] == (1, stop + 1)
+    _assert_same_end(str(straight), str(stopped), 'epoch_1.pth')
+
+
+def _rank_pid(agent_pid, rank):
+    """The pid of a rank that torchrun (agent_pid) started."""
+    for pid in _children(agent_pid):
+        environ = open(f'/proc/{pid}/environ', 'rb').read().split(b'\0')
+        if f'RANK={rank}'.encode() in environ:
+            return pid
+    raise AssertionError(f'torchrun has no rank {rank}')
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_of_two_ranks_stops_both_at_one_iteration_and_resume_is_exact(
+        tiny_cls_data, tmp_path):
+    """Two gloo processes under torchrun, 4 iterations an epoch, 2 epochs: SIGTERM
+    to rank 1 alone once iteration 2 is logged. The ranks agree on one iteration,
+    rank 0 saves it, both exit 75 (torchrun's summary shows it). Resumed with two
+    processes, the run ends bitwise equal to an uninterrupted two-process run."""
+    from test_resume import _assert_same_end
+    options = _options(tiny_cls_data, max_epochs=2, batch_size=4)
+    straight, stopped = tmp_path / 'straight', tmp_path / 'stopped'
+    proc = _run(_train(straight, options, procs=2, port=29641))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    run = _Watched(_train(stopped, options, procs=2, port=29642))
+    run.wait_for(r'Epoch\(train\) +\[1\]\[2/4\]')
+    os.kill(_rank_pid(run.proc.pid, 1), signal.SIGTERM)
+    signalled = time.monotonic()
+    status, output = run.finish()
+    print(f'time to stop: {time.monotonic() - signalled:.1f} s')
+    assert 'rank 1: SIGTERM received: stopping after the iteration in flight' in output
+    assert re.search(r'SIGTERM received \(rank 1\): stopped after iteration', output)
+    assert status != 0 and output.count('exitcode  : 75') == 2, output[-3000:]
+    stop = _assert_stopped_and_saved(str(stopped), output, before_signal=2, per_epoch=4)
+    resumed = _run(_train(stopped, options, procs=2, port=29643, resume=True))
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    first = _trained_iterations(resumed.stdout)[0]
+    assert (first[0] - 1) * 4 + first[1] == stop + 1
+    _assert_same_end(str(straight), str(stopped), 'epoch_2.pth')

@@ -221,7 +221,9 @@ class StopOnSignalHook(Hook):
         dist.barrier()  # no rank exits (and gets its peers killed) before the file is whole
         by = sorted({signal.Signals(int(s)).name for s in received if s})
         ranks = [r for r, s in enumerate(received.tolist()) if s]
-        who = f' (ranks {", ".join(map(str, ranks))})' if dist.is_distributed() else ''
+        who = ''
+        if dist.is_distributed():
+            who = f' (rank{"s" if len(ranks) > 1 else ""} {", ".join(map(str, ranks))})'
         message = (f'{" and ".join(by)} received{who}: stopped after iteration {runner.iter + 1}'
                    f' (epoch {runner.epoch + 1}) and saved it to {path}; continue with '
                    f'{resume_command(runner)} (exit status {EXIT_STOPPED})')
