@@ -448,3 +448,128 @@ def test_sigterm_to_one_of_two_ranks_stops_both_at_one_iteration_and_resume_is_e
     first = _trained_iterations(resumed.stdout)[0]
     assert (first[0] - 1) * 4 + first[1] == stop + 1
     _assert_same_end(str(straight), str(stopped), 'epoch_2.pth')
+
+
+# Rank 1's loss turns NaN at the last iteration of epoch 2 (of 4 iterations each).
+_NAN_ON_RANK_1 = """
+import os, runpy, sys
+from mmengine.logging import MessageHub
+from mmpretrain.models.losses import LabelSmoothLoss
+forward = LabelSmoothLoss.forward
+def nan_on_rank_1(self, *args, **kwargs):
+    loss = forward(self, *args, **kwargs)
+    if os.environ['RANK'] == '1' and MessageHub.get_current_instance().get_info('iter') == 7:
+        return loss * float('nan')
+    return loss
+LabelSmoothLoss.forward = nan_on_rank_1
+sys.argv = ['tools/train.py'] + sys.argv[1:]
+runpy.run_path('tools/train.py', run_name='__main__')
+"""
+
+
+@pytest.mark.slow
+def test_nan_on_one_rank_stops_every_rank_before_the_epoch_checkpoint(tiny_cls_data, tmp_path):
+    """Two gloo ranks; rank 1's loss is NaN at iteration 8, the last of epoch 2,
+    where epoch_2.pth is due. Both ranks stop there with one line naming rank 1
+    and the iteration; nothing is saved after epoch_1.pth, which is finite, and
+    last_checkpoint still names it; both processes exit with status 1."""
+    script = tmp_path / 'nan_on_rank_1.py'
+    script.write_text(_NAN_ON_RANK_1)
+    work = tmp_path / 'work'
+    proc = _run(_train(work, _options(tiny_cls_data, max_epochs=3, batch_size=4), procs=2,
+                       port=29651, wrapper=str(script)))
+    print(proc.stdout[-5000:])
+    # One line from each rank (the two may share a line of the merged output).
+    what = 'error: non-finite loss at iteration 8 (epoch 2) on rank 1 of 2'
+    assert proc.stdout.count(what) == 2, proc.stdout[-3000:]
+    assert what + ': loss=nan; training stopped on every rank' in proc.stdout  # rank 1
+    assert what + '; training stopped on every rank' in proc.stdout  # rank 0
+    assert proc.stdout.count('last good checkpoint is ' + str(work / 'epoch_1.pth')) == 2
+    assert proc.returncode != 0
+    assert sorted(os.listdir(work)) == sorted(
+        ['.last_checkpoint.staging', 'epoch_1.pth', 'last_checkpoint', os.path.basename(CLS),
+         *[d for d in os.listdir(work) if re.fullmatch(r'\d{8}_\d{6}', d)]])
+    state = torch.load(work / 'epoch_1.pth', weights_only=False)['state_dict']
+    assert all(torch.isfinite(value).all() for value in state.values())
+    assert open(work / 'last_checkpoint').read() == str(work / 'epoch_1.pth')
+
+
+@pytest.mark.slow
+def test_a_rank_killed_mid_epoch_is_named_and_the_run_resumes(tiny_cls_data, tmp_path):
+    """Two gloo ranks; rank 1 is SIGKILLed in epoch 2 (of 3, 4 iterations each).
+    Rank 0 exits within seconds with one line naming rank 1, last_checkpoint still
+    names epoch_1.pth, and --resume with two processes trains to the end."""
+    work = tmp_path / 'work'
+    options = _options(tiny_cls_data, max_epochs=3, batch_size=4)
+    run = _Watched(_train(work, options, procs=2, port=29661))
+    run.wait_for(r'Epoch\(train\) +\[2\]\[1/4\]')
+    os.kill(_rank_pid(run.proc.pid, 1), signal.SIGKILL)
+    killed = time.monotonic()
+    status, output = run.finish()
+    print(f'time to stop: {time.monotonic() - killed:.1f} s')
+    assert status != 0 and time.monotonic() - killed < 120
+    assert re.search(r'error: rank 0 of 2 lost contact at iteration \d+: rank 1 did not answer '
+                     r'within 10 s \(process killed, or node down\); the collective failed with: '
+                     rf'.*; the last checkpoint is {re.escape(str(work / "epoch_1.pth"))}; resume',
+                     output), output[-3000:]
+    assert output.count('Traceback') == 1  # torchrun's own, ending in its summary
+    assert open(work / 'last_checkpoint').read() == str(work / 'epoch_1.pth')
+    resumed = _run(_train(work, options, procs=2, port=29662, resume=True))
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert _trained_iterations(resumed.stdout)[0] == (2, 1)
+    assert (work / 'epoch_3.pth').exists()
+
+
+# Runs tools/train.py with a disk that is full from the second epoch's checkpoint on:
+# its fsync answers ENOSPC, as a full disk or an exceeded quota does.
+_DISK_FULL_AT_EPOCH_2 = """
+import errno, os, runpy, sys
+fsync = os.fsync
+def full_from_epoch_2(fd):
+    if 'epoch_2.pth' in os.readlink(f'/proc/self/fd/{fd}'):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return fsync(fd)
+os.fsync = full_from_epoch_2
+sys.argv = ['tools/train.py'] + sys.argv[1:]
+runpy.run_path('tools/train.py', run_name='__main__')
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_keeps_the_previous_checkpoint(tiny_cls_data, tmp_path):
+    """Saving epoch_2.pth fails (ENOSPC): one line names the file and the OS error,
+    the exit status is 1, epoch_1.pth and last_checkpoint are intact, and no
+    temporary file is left."""
+    script = tmp_path / 'disk_full.py'
+    script.write_text(_DISK_FULL_AT_EPOCH_2)
+    work = tmp_path / 'work'
+    proc = _run(_train(work, _options(tiny_cls_data, max_epochs=2, batch_size=8),
+                       wrapper=str(script)))
+    assert proc.returncode == 1 and 'Traceback' not in proc.stdout, proc.stdout[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last == (f'error: cannot write {work / "epoch_2.pth"}: [Errno 28] No space left on '
+                    'device; the file there before, if any, is unchanged, and so is '
+                    'last_checkpoint'), last
+    assert open(work / 'last_checkpoint').read() == str(work / 'epoch_1.pth')
+    torch.load(work / 'epoch_1.pth', weights_only=False)
+    assert not glob.glob(str(work / '*.tmp-*')) and not (work / 'epoch_2.pth').exists()
+
+
+@pytest.mark.slow
+def test_a_killed_data_worker_is_named_with_the_likely_cause(tiny_cls_data, tmp_path):
+    """A data loader worker SIGKILLed mid-epoch (what the out-of-memory killer
+    does): one line names its pid and memory as the likely cause, at once."""
+    run = _Watched(_train(tmp_path / 'work', _options(tiny_cls_data, max_epochs=1,
+                                                      batch_size=4, num_workers=2)))
+    run.wait_for(r'Epoch\(train\) +\[1\]\[2/8\]')
+    worker = _children(run.proc.pid)[0]
+    os.kill(worker, signal.SIGKILL)
+    killed = time.monotonic()
+    status, output = run.finish()
+    print(f'time to stop: {time.monotonic() - killed:.1f} s')
+    assert status == 1 and 'Traceback' not in output, output[-3000:]
+    last = output.strip().splitlines()[-1]
+    assert re.match(rf'error: data loader worker \(pid {worker}\) was killed by signal Killed, '
+                    r'most likely by the out-of-memory killer .*; give the job more memory, or '
+                    r'lower num_workers or batch_size of train_dataloader; no checkpoint was '
+                    r'saved yet$', last), last
