@@ -19,7 +19,7 @@ import os
 import os.path as osp
 import re
 import signal
-import sys
+import threading
 import time
 from contextlib import contextmanager
 from typing import List, Optional
@@ -32,6 +32,7 @@ from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
 
 from mmpoolformer.registry import HOOKS
 from mmpoolformer.utils.errors import TrainingError, UsageError
+
 from .resume import (ATOMIC_BACKEND, AtomicLocalBackend, ResumableEpochBasedTrainLoop,
                      register_atomic_backend)
 
@@ -60,7 +61,6 @@ def _catching_stop_signals():
     is atomic anyway). Data loader workers forked meanwhile inherit the handler
     and ignore the signal: the main process decides when they stop."""
     global _received
-    import threading
     if threading.current_thread() is not threading.main_thread():
         yield  # Python handles signals in the main thread only
         return
@@ -74,8 +74,10 @@ def _catching_stop_signals():
         what = ('stopping after the iteration in flight and saving it' if not received else
                 'already stopping, ignored (SIGKILL stops at once, without saving)')
         received.append(signum)
-        # os.write: print() from a signal handler can re-enter a write in progress.
-        os.write(sys.stderr.fileno(), f'{rank}{name} received: {what}\n'.encode())
+        try:  # os.write: print() from a signal handler can re-enter a write in progress
+            os.write(2, f'{rank}{name} received: {what}\n'.encode())
+        except OSError:
+            pass
 
     signums = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
     previous = {signum: signal.signal(signum, request_stop) for signum in signums}
@@ -145,41 +147,37 @@ def _lost_rank(runner, err: RuntimeError) -> Optional[str]:
                                          or _PEER_LOST.search(str(err))):
         return None
     rank, world_size = dist.get_rank(), dist.get_world_size()
-    error = str(err).strip().splitlines()[0]
     missing = _unresponsive_ranks(runner, rank, world_size)
     if missing is None:
-        who = 'another rank'
+        who = 'another rank was lost (the rendezvous store does not answer either)'
+    elif missing:
+        who = (f'rank{"s" if len(missing) > 1 else ""} {", ".join(map(str, missing))} did not '
+               f'answer within {CENSUS_WAIT_S} s (process killed, or node down)')
     else:
-        who = (f'rank{"s" if len(missing) > 1 else ""} {", ".join(map(str, missing))}'
-               if missing else 'no rank (all answered)')
-    return (f'rank {rank} of {world_size} lost contact at iteration {runner.iter + 1}: {who} '
-            f'did not answer within {CENSUS_WAIT_S} s (process killed, or node down); the '
-            f'collective failed with: {error}')
+        who = 'every rank answered afterwards (a network fault?)'
+    return (f'rank {rank} of {world_size} lost contact at iteration {runner.iter + 1}: {who}; '
+            f'the collective failed with: {str(err).strip().splitlines()[0]}')
 
 
 def _unresponsive_ranks(runner, rank: int, world_size: int) -> Optional[List[int]]:
-    """The ranks that do not check in at the rendezvous store within
-    CENSUS_WAIT_S seconds; None when the store cannot be reached (it runs in
-    torchrun's agent, or with slurm in rank 0's process)."""
+    """The ranks that do not check in at the rendezvous store (torchrun's, or
+    with slurm rank 0's) within CENSUS_WAIT_S seconds; None when it cannot be
+    reached."""
     host, port = os.environ.get('MASTER_ADDR'), os.environ.get('MASTER_PORT')
     if not host or not port:
         return None
-    prefix = f'mmpoolformer/alive/{runner.timestamp}/{runner.iter}'
+    keys = [f'mmpoolformer/alive/{runner.timestamp}/{runner.iter}/{r}' for r in range(world_size)]
     try:
         store = torch.distributed.TCPStore(host, int(port), is_master=False,
                                            timeout=datetime.timedelta(seconds=CENSUS_WAIT_S))
-        store.set(f'{prefix}/{rank}', '1')
+        store.set(keys[rank], '1')
         deadline = time.monotonic() + CENSUS_WAIT_S
-        missing = []
-        for other in range(world_size):
-            left = max(deadline - time.monotonic(), 0.01)
-            store.set_timeout(datetime.timedelta(seconds=left))
-            try:
-                store.wait([f'{prefix}/{other}'])
-            except Exception:  # noqa: BLE001 - the store says "timeout" in several ways
-                missing.append(other)
-        return missing
-    except Exception:  # noqa: BLE001
+        while True:
+            missing = [r for r, key in enumerate(keys) if not store.check([key])]
+            if not missing or time.monotonic() > deadline:
+                return missing
+            time.sleep(0.2)
+    except (RuntimeError, OSError, ValueError):  # no store there (any more)
         return None
 
 
@@ -228,6 +226,7 @@ class StopOnSignalHook(Hook):
                    f' (epoch {runner.epoch + 1}) and saved it to {path}; continue with '
                    f'{resume_command(runner)} (exit status {EXIT_STOPPED})')
         print_log(message, logger='current')
+        runner.visualizer.close()  # as LoggerHook.after_run would: TensorBoard's last scalars
         raise TrainingStopped(message)
 
     @staticmethod
@@ -253,7 +252,8 @@ def enable_stop_and_resume(cfg):
     """What tools/train.py adds to every config: exact resume
     (:class:`~mmpoolformer.engine.ExactResumeHook`), a stop on SIGTERM / SIGUSR1
     that saves the iteration (:class:`StopOnSignalHook`), and for epoch-based
-    loops mmengine's loop that can resume mid-epoch."""
+    loops :class:`~mmpoolformer.engine.ResumableEpochBasedTrainLoop`, which
+    resumes from that iteration in the middle of an epoch."""
     hooks = list(cfg.get('custom_hooks') or [])
     for hook in ('mmpoolformer.ExactResumeHook', 'mmpoolformer.StopOnSignalHook'):
         if not any(h.get('type') == hook for h in hooks):

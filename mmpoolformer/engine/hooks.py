@@ -12,6 +12,7 @@ from mmpoolformer.checkpoint import (check_shapes, convert_to_mmpoolformer, get_
                                      skipped_message)
 from mmpoolformer.registry import HOOKS
 from mmpoolformer.utils.errors import TrainingError
+
 from .faults import resume_command
 
 
