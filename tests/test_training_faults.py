@@ -41,12 +41,16 @@ def test_stop_signals_are_handled_only_while_training():
 
 
 class _Augmented(torch.utils.data.Dataset):
-    """Samples drawn with NumPy and torch, as augmentations are."""
+    """Samples drawn with NumPy and torch, as augmentations are; counts its loads."""
+
+    def __init__(self):
+        self.loads = 0
 
     def __len__(self):
         return 12
 
     def __getitem__(self, index):
+        self.loads += 1
         return dict(inputs=torch.full((4, ), index / 12) + np.random.rand() + torch.rand(4))
 
     def get_data_info(self, index):  # for mmdet's aspect-ratio batches
@@ -107,9 +111,9 @@ def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, batch_
     """SIGTERM during iteration 9 of 18 (epoch 2, batch 3 of 6): that iteration is
     finished and saved as iter_9.pth, last_checkpoint names it, the process would
     exit 75; resumed, the epoch goes on from batch 4 and the run ends bitwise equal
-    to an uninterrupted one (weights, momentum, lr, random draws). torch's
-    BatchSampler skips the trained indices; other batch samplers (mmdet's) load
-    the trained batches and drop them."""
+    to an uninterrupted one (weights, momentum, lr, random draws). With torch's
+    BatchSampler nothing is loaded for the trained batches; other batch samplers
+    (mmdet's) load them and drop them."""
     if batch_sampler:
         import mmdet.datasets  # noqa: F401 - registers it
         batch_sampler = dict(type=batch_sampler)
@@ -136,6 +140,8 @@ def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, batch_
     with mmengine_loads_through_load_file():  # as tools/train.py loads checkpoints
         resumed.train()
     assert batches.seen[0] == (1, 3) and len(batches.seen) == 18 - 9
+    dropped = 3 if batch_sampler else 0
+    assert resumed.train_dataloader.dataset.loads == (18 - 9 + dropped) * 2
     end_a = torch.load(tmp_path / 'straight' / 'epoch_3.pth', weights_only=False)
     end_b = torch.load(stopped / 'epoch_3.pth', weights_only=False)
     for key, value in end_a['state_dict'].items():
