@@ -7,6 +7,7 @@ The scope prefix also keeps ours apart from mmpretrain's own ``PoolFormer``.
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
@@ -16,6 +17,8 @@ from mmengine.registry import DefaultScope, Registry
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmpoolformer',
                   locations=['mmpoolformer.models'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmpoolformer',
+                 locations=['mmpoolformer.engine'])
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmpoolformer',
                  locations=['mmpoolformer.engine'])
 OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmpoolformer',
                           locations=['mmpoolformer.engine'])

@@ -4,11 +4,12 @@ import os
 import sys
 
 import torch
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 try:
     from mmpoolformer.apis import run as R
     from mmpoolformer.checkpoint import mmengine_loads_through_load_file
+    from mmpoolformer.engine import enable_stop_and_resume, handling_training_faults
     from mmpoolformer.utils.cli import cli
 except ImportError as err:  # e.g. mmcv without its compiled ops: the message says what to do
     sys.exit(f'error: {err}')
@@ -18,7 +19,7 @@ def parse_args():
     parser = R.add_common_args(argparse.ArgumentParser(description=__doc__))
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or from the latest one in '
-                        'the work dir when no path is given')
+                        'the work dir when no path is given (none yet: start afresh)')
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision: fp16 on CUDA, bf16 autocast on a CPU '
                         'with AVX-512 BF16 or AMX')
@@ -33,8 +34,9 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = R.prepare_config(args)
-    # Same random draws with or without an interruption (exact --resume).
-    R.add_custom_hook(cfg, 'mmpoolformer.ExactResumeHook')
+    # Same random draws with or without an interruption (exact --resume), and SIGTERM /
+    # SIGUSR1 save the iteration and exit 75 (docs/reliability.md).
+    enable_stop_and_resume(cfg)
     if args.amp:
         R.enable_amp(cfg)
     if args.auto_scale_lr:
@@ -43,16 +45,22 @@ def main():
         if os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) == '0':
             print(warning, file=sys.stderr)
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        # A requeued job resumes; its first run (nothing saved yet) keeps the config's load_from.
+        if find_latest_checkpoint(cfg.work_dir):
+            cfg.resume, cfg.load_from = True, None
     elif args.resume:
         cfg.resume, cfg.load_from = True, R.checked_path(args.resume)
-    # load_from and --resume read checkpoints through mmpoolformer.checkpoint.load_file.
-    with mmengine_loads_through_load_file():
-        Runner.from_cfg(cfg).train()
-    # Leaving a gloo / NCCL group to interpreter exit once aborted rank 0 after a finished
-    # two-process CPU run ("terminate called without an active exception").
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    try:
+        # load_from and --resume read checkpoints through mmpoolformer.checkpoint.load_file.
+        with mmengine_loads_through_load_file():
+            runner = Runner.from_cfg(cfg)
+            with handling_training_faults(runner):
+                runner.train()
+    finally:
+        # Leaving a gloo / NCCL group to interpreter exit once aborted rank 0 after a finished
+        # two-process CPU run ("terminate called without an active exception").
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':

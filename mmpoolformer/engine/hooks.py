@@ -1,11 +1,20 @@
+import logging
+import math
+
+import torch
+from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.runner import find_latest_checkpoint
 
 from mmpoolformer.checkpoint import (check_shapes, convert_to_mmpoolformer, get_state_dict,
                                      skipped_message)
 from mmpoolformer.models.backbones.deploy import switch_to_deploy
 from mmpoolformer.registry import HOOKS
+from mmpoolformer.utils.errors import TrainingError
+
+from .faults import resume_command
 
 
 def inner_model(runner):
@@ -66,36 +75,62 @@ class DeployHook(Hook):
 
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
-    """Stop training at the first NaN or Inf loss, before anything saves it.
+    """Stop every rank at the first NaN or Inf loss of any rank, before anything saves it.
 
-    The optimizer has already stepped with that loss, so the weights in memory
-    are spoiled; this hook runs before CheckpointHook (whose priority is
-    VERY_LOW) on the same iteration, so the spoiled state is never written and
-    the last checkpoint stays the last good one. The error names the iteration
-    and every loss term, and says how to resume. On by default in our configs
-    (``default_hooks.check_loss``).
+    The optimizer has already stepped with that loss, and in a distributed run
+    the all-reduce has carried its gradients to every rank, so the weights in
+    memory are spoiled everywhere. After each iteration the ranks reduce one
+    small tensor, which of them saw a non-finite loss; when any did, every rank
+    raises at that same iteration. This hook runs before CheckpointHook (whose
+    priority is VERY_LOW) and before the epoch's end, so the spoiled state is
+    never written and the last checkpoint stays the last good one. The error
+    names the iteration, the rank(s) and the loss terms, and says how to
+    resume. On by default in our configs (``default_hooks.check_loss``).
+
+    With a loss scaler (fp16 ``AmpOptimWrapper``) a non-finite step is skipped
+    by the GradScaler, which lowers its scale, so the weights are still good:
+    only ``max_skipped_steps`` non-finite iterations in a row (default 20; from
+    the default 2**16 the scale is then below 1) stop training.
     """
     priority = 'ABOVE_NORMAL'
 
+    def __init__(self, max_skipped_steps: int = 20):
+        self.max_skipped_steps = max_skipped_steps
+        self.non_finite_in_a_row = 0
+
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        import math
-
-        from mmengine.runner import find_latest_checkpoint
-
-        from mmpoolformer.utils.errors import TrainingError
         terms = {k: float(v.detach()) if hasattr(v, 'detach') else float(v)
                  for k, v in (outputs or {}).items() if 'loss' in k}
-        if all(math.isfinite(v) for v in terms.values()):
+        non_finite = torch.zeros(dist.get_world_size(), dtype=torch.int32)
+        non_finite[dist.get_rank()] = not all(math.isfinite(v) for v in terms.values())
+        dist.all_reduce(non_finite, op='max')  # nothing to do when not distributed
+        if not non_finite.any():
+            self.non_finite_in_a_row = 0
             return
+        ranks = [rank for rank, flag in enumerate(non_finite.tolist()) if flag]
+        where = (f' on rank{"s" if len(ranks) > 1 else ""} {", ".join(map(str, ranks))} of '
+                 f'{len(non_finite)}' if dist.is_distributed() else '')
         values = ', '.join(f'{k}={v:.4g}' for k, v in terms.items())
+        what = f'non-finite loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}){where}'
+        if non_finite[dist.get_rank()]:
+            what += f': {values}'
+        self.non_finite_in_a_row += 1
+        if (getattr(runner.optim_wrapper, 'loss_scaler', None) is not None
+                and self.non_finite_in_a_row < self.max_skipped_steps):
+            print_log(f'{what}; the loss scaler skipped the step ({self.non_finite_in_a_row} '
+                      f'in a row, training stops at {self.max_skipped_steps})',
+                      logger='current', level=logging.WARNING)
+            return
+        if self.non_finite_in_a_row > 1:
+            what += f' ({self.non_finite_in_a_row} non-finite steps in a row)'
+        stopped = 'training stopped on every rank' if where else 'training stopped'
+        raise TrainingError(f'{what}; {stopped} and the spoiled weights were not saved; '
+                            f'{self._advice(runner)}')
+
+    @staticmethod
+    def _advice(runner) -> str:
         latest = find_latest_checkpoint(runner.work_dir)
-        if latest:
-            config = runner.cfg.filename or 'CONFIG'
-            advice = (f'the last good checkpoint is {latest}; resume from it with '
-                      f'`python tools/train.py {config} --work-dir {runner.work_dir} '
-                      '--resume` (a lower lr, gradient clipping or fp32 may help)')
-        else:
-            advice = 'no checkpoint was saved before it'
-        raise TrainingError(f'non-finite loss at iteration {runner.iter + 1} '
-                            f'(epoch {runner.epoch + 1}): {values}; training stopped and '
-                            f'the spoiled weights were not saved; {advice}')
+        if not latest:
+            return 'no checkpoint was saved before it'
+        return (f'the last good checkpoint is {latest}; resume from it with '
+                f'{resume_command(runner)} (a lower lr, gradient clipping or fp32 may help)')

@@ -1,6 +1,7 @@
 """What makes a crash cost nothing: checkpoints and ``last_checkpoint`` written
-atomically, and random generators reseeded per epoch (or iteration) so that
-``--resume`` draws the numbers an uninterrupted run would have drawn.
+atomically, an epoch-based loop that resumes mid-epoch, and random generators
+reseeded per iteration so that ``--resume`` draws the numbers an uninterrupted
+run would have drawn.
 
 Nothing here acts on import: the atomic file backend is registered, under its
 own name, when a config builds :class:`AtomicCheckpointHook`.
@@ -14,9 +15,11 @@ from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.fileio.backends import backends
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.runner import IterBasedTrainLoop, set_random_seed
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, set_random_seed
+from torch.utils.data import BatchSampler
 
-from mmpoolformer.registry import HOOKS
+from mmpoolformer.registry import HOOKS, LOOPS
+from mmpoolformer.utils.errors import CheckpointError
 
 ATOMIC_BACKEND = 'atomic_local'
 
@@ -28,20 +31,28 @@ class AtomicLocalBackend(LocalBackend):
 
     def put(self, obj: bytes, filepath) -> None:
         filepath = str(filepath)
-        os.makedirs(osp.dirname(osp.abspath(filepath)), exist_ok=True)
         tmp = f'{filepath}.tmp-{os.getpid()}'
         try:
+            os.makedirs(osp.dirname(osp.abspath(filepath)), exist_ok=True)
             with open(tmp, 'wb') as f:
                 f.write(obj)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, filepath)
+        except OSError as err:  # a full disk, a quota, a read-only or failing file system
+            raise write_error(filepath, err) from err
         finally:
             if osp.exists(tmp):
                 os.remove(tmp)
 
     def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
         self.put(obj.encode(encoding), filepath)
+
+
+def write_error(path, err: OSError) -> CheckpointError:
+    return CheckpointError(f'cannot write {path}: [Errno {err.errno}] {err.strerror or err}; '
+                           'the file there before, if any, is unchanged, and so is '
+                           'last_checkpoint')
 
 
 def register_atomic_backend():
@@ -93,7 +104,11 @@ class AtomicCheckpointHook(CheckpointHook):
         if not is_main_process():  # mmengine writes last_checkpoint on rank 0 only
             return save(runner, *args)
         staged_runner = _StagedWorkDir(runner)
-        save(staged_runner, *args)
+        try:
+            save(staged_runner, *args)
+        except OSError as err:  # the checkpoint, or mmengine's own open() of last_checkpoint
+            where = err.filename or osp.join(runner.work_dir, 'last_checkpoint')
+            raise write_error(where, err) from err
         if staged_runner.staging is None:  # nothing saved
             return
         staged = osp.join(staged_runner.staging, 'last_checkpoint')
@@ -120,12 +135,15 @@ class ExactResumeHook(Hook):
     mmengine's resume restores weights, optimizer, schedulers, message hub and
     the sampler's epoch, but not the random generators, which a resumed run
     would otherwise restart from the seed. This hook reseeds Python, NumPy and
-    torch from (seed, step): at every epoch start for epoch-based loops, and
-    before every iteration's batch for iteration-based ones, where it also
-    starts an ``InfiniteSampler`` after the batches already trained on, so that
-    they are skipped without loading them (mmengine draws them again). Added by
-    tools/train.py. Exact with ``num_workers=0``, and for epoch-based loops with
-    non-persistent workers (mmengine seeds workers from the same seed).
+    torch from (seed, iteration) before every batch is loaded: at each epoch
+    start, after each iteration and after each validation, and, on a mid-epoch
+    resume, once the trained batches are skipped
+    (:class:`ResumableEpochBasedTrainLoop` calls ``after_skip_trained_batches``).
+    For iteration-based loops it also starts an ``InfiniteSampler`` after the
+    batches already trained on, so that they are skipped without loading them
+    (mmengine draws them again). Added by tools/train.py. Exact with
+    ``num_workers=0``; resumed at an epoch's start, also with non-persistent
+    workers (mmengine seeds workers from the same seed).
     """
     priority = 'VERY_HIGH'
 
@@ -138,20 +156,19 @@ class ExactResumeHook(Hook):
                         deterministic=runner.deterministic)
 
     def before_train_epoch(self, runner) -> None:
-        if not self.by_iteration:
-            self._reseed(runner, runner.epoch)
-            return
-        if runner.iter > 0:
+        if self.by_iteration and runner.iter > 0:
             self._skip_trained_batches(runner)
         self._reseed(runner, runner.iter)
 
+    def after_skip_trained_batches(self, runner) -> None:
+        self._reseed(runner, runner.iter)
+
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if self.by_iteration:  # the next batch is loaded after this hook
-            self._reseed(runner, runner.iter + 1)
+        self._reseed(runner, runner.iter + 1)  # the next batch is loaded after this hook
 
     def after_val(self, runner) -> None:
         # A validation between two iterations must not shift their draws.
-        if getattr(self, 'by_iteration', False):
+        if getattr(self, 'by_iteration', None) is not None:  # during training
             self._reseed(runner, runner.iter)
 
     @staticmethod
@@ -191,3 +208,66 @@ class _SkipThenLoad:
                 return next(self.iterator)
             except StopIteration:
                 self.iterator = None
+
+
+# The message hub's record (saved in every checkpoint) of how many batches of the
+# current epoch are trained.
+BATCHES_DONE_IN_EPOCH = 'batches_done_in_epoch'
+
+
+@LOOPS.register_module()
+class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
+    """mmengine's epoch-based loop, resumable in the middle of an epoch.
+
+    A checkpoint saved after an iteration (:class:`StopOnSignalHook` saves one
+    at SIGTERM) records how many batches of its epoch were trained. Resumed
+    from it, the epoch goes on with the next batch, numbered as in an
+    uninterrupted run; with torch's ``BatchSampler`` (mmpretrain, mmseg) the
+    sampler starts after the trained indices, so nothing is loaded for them,
+    otherwise (mmdet's aspect-ratio batches) they are loaded and dropped. The
+    hooks' ``after_skip_trained_batches`` runs before the first batch is
+    loaded. tools/train.py uses it in place of ``EpochBasedTrainLoop``.
+    """
+
+    def run_epoch(self) -> None:
+        hub = self.runner.message_hub
+        trained = hub.get_info(BATCHES_DONE_IN_EPOCH, 0)
+        self.runner.call_hook('before_train_epoch')
+        self.runner.model.train()
+        batch_sampler = getattr(self.dataloader, 'batch_sampler', None)
+        skip_indices = trained and type(batch_sampler) is BatchSampler
+        if skip_indices:
+            sampler = batch_sampler.sampler
+            batch_sampler.sampler = _StartAfter(sampler, trained * batch_sampler.batch_size)
+        try:
+            batches = iter(self.dataloader)
+            if trained:
+                if not skip_indices:
+                    for _ in range(trained):
+                        next(batches, None)
+                self.runner.call_hook('after_skip_trained_batches')
+            for idx, data_batch in enumerate(batches, start=trained):
+                hub.update_info(BATCHES_DONE_IN_EPOCH, idx + 1)
+                self.run_iter(idx, data_batch)
+        finally:
+            if skip_indices:
+                batch_sampler.sampler = sampler
+        # The epoch's checkpoint (saved by after_train_epoch) starts the next one afresh.
+        hub.update_info(BATCHES_DONE_IN_EPOCH, 0)
+        self.runner.call_hook('after_train_epoch')
+        self._epoch += 1
+
+
+class _StartAfter:
+    """A sampler's indices after the first ``skip``, drawn when the epoch's
+    first batch is; its length stays the whole epoch's, which ``len()`` of the
+    data loader (the loop's and the hooks' batch count) reads."""
+
+    def __init__(self, sampler, skip: int):
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.skip, None)
+
+    def __len__(self):
+        return len(self.sampler)
