@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from typing import List, Optional
+from typing import Optional
 
 import torch
 from mmengine import dist
@@ -41,7 +41,7 @@ from .resume import (ATOMIC_BACKEND, AtomicLocalBackend, ResumableEpochBasedTrai
 EXIT_STOPPED = 75
 STOP_SIGNALS = ('SIGTERM', 'SIGUSR1')  # SIGUSR1: slurm's `--signal` warning
 
-_received: Optional[List[int]] = None  # stop signals, while handling_training_faults() runs
+_received: Optional[list[int]] = None  # stop signals, while handling_training_faults() runs
 
 
 class TrainingStopped(Exception):
@@ -159,7 +159,7 @@ def _lost_rank(runner, err: RuntimeError) -> Optional[str]:
             f'the collective failed with: {str(err).strip().splitlines()[0]}')
 
 
-def _unresponsive_ranks(runner, rank: int, world_size: int) -> Optional[List[int]]:
+def _unresponsive_ranks(runner, rank: int, world_size: int) -> Optional[list[int]]:
     """The ranks that do not check in at the rendezvous store (torchrun's, or
     with slurm rank 0's) within CENSUS_WAIT_S seconds; None when it cannot be
     reached."""
