@@ -161,8 +161,8 @@ def test_default_torch_wheel_on_an_older_driver_stops_with_the_command(fake_mach
 
 
 def test_old_gpu_needs_a_cuda12_torch_even_on_a_new_driver(fake_machine):
-    line = one_error_line(build_env(fake_machine(torch=None, driver='13.0', smi_caps=['7.0', '9.0']),
-                                    'torch-source', '2.14.1'))
+    env = fake_machine(torch=None, driver='13.0', smi_caps=['7.0', '9.0'])
+    line = one_error_line(build_env(env, 'torch-source', '2.14.1'))
     assert 'compute capability 7.0' in line and 'needs 7.5 or more' in line
     assert line.endswith('TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 '
                          'bash tools/setup_env.sh')
@@ -424,8 +424,8 @@ case "$command" in
     install)  # from an index: that variant of torch is installed now
         if [[ -n "$index" ]]; then
             tag="${{index##*/}}"
-            echo "{{\\"version\\": \\"2.14.1+$tag\\", \\"cuda\\": \\"${{tag:2:2}}.${{tag:4}}\\"}}" \\
-                > "$FAKE_TORCH_JSON"
+            printf '{{"version": "2.14.1+%s", "cuda": "%s.%s"}}' "$tag" "${{tag:2:2}}" \\
+                "${{tag:4}}" > "$FAKE_TORCH_JSON"
         fi ;;
     download)
         mkdir -p "$out/src/mmcv-2.1.0" && touch "$out/src/mmcv-2.1.0/setup.py"
@@ -549,7 +549,7 @@ def test_setup_env_on_an_older_driver(fake_repo, fake_machine):
     env = fake_machine(torch=None, driver='12.4', caps=[(9, 0)], nvcc='12.6',
                        TORCH_INDEX_URL=url)
     stderr, calls = run_setup(fake_repo, env)
-    pip = f'-m pip --disable-pip-version-check install -q'
+    pip = '-m pip --disable-pip-version-check install -q'
     assert calls.index(f'{pip} --no-deps --force-reinstall --index-url {url} '
                        f'torch==2.14.1 torchvision==0.29.1') \
         < calls.index(f'{pip} -c {fake_repo}/requirements/constraints.txt '
