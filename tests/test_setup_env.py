@@ -591,6 +591,7 @@ def test_setup_env_rerun_on_an_offline_gpu_node(fake_repo, fake_machine, tmp_pat
                             f'--force-reinstall {login_wheel}'], calls
     assert venv_record(fake_repo) == {'cuda': '13.0', 'arch_list': '9.0'}
     assert 'the package and its [tests] extra are installed' in stderr
+    assert '[setup_env] missing: \n' not in stderr  # nothing is missing, so nothing is said
     # Something outside the pins: said, and pip's install tried (failing offline).
     shutil.rmtree(site / f'timm-{pinned("timm")}.dist-info')
     fake_dist(site, 'timm', '0.9.0')

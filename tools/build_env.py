@@ -528,14 +528,16 @@ def main(argv) -> int:
                 unmet = unmet_requirements(args[1:], read_constraints(args[0]))
             except ImportError as err:  # packaging: a fresh venv
                 unmet = [f'cannot tell: {err}']
-            print(*unmet, sep='\n')
+            if unmet:
+                print(*unmet, sep='\n')
             return 1 if unmet else 0
         if command == 'project-ready':
             try:
                 unready = project_unready(args[0], args[1])
             except ImportError as err:
                 unready = [f'cannot tell: {err}']
-            print(*unready, sep='\n')
+            if unready:
+                print(*unready, sep='\n')
             return 1 if unready else 0
         if command == 'choose':
             choices = mmcv_build_choices(args[0], args[1] if len(args) > 1 else '')
