@@ -2,15 +2,22 @@
 # Create or update .venv at the repository root with everything mmpoolformer needs.
 # The dependencies are pyproject.toml's (the package with its [tests] extra), pinned by
 # requirements/constraints.txt, the versions tested together.
-# Idempotent: a stamp file records the hash of those two files and the set-up scripts,
-# so a second run with nothing changed returns in about a second.
+# Idempotent: a stamp file records the hash of those two files, the set-up scripts and the
+# machine facts the builds depend on, so a second run with nothing changed returns in about
+# a second. When only the machine differs (a login node's venv on a GPU node), pip runs only
+# for what is missing, so that an offline compute node needs no network.
 #
+# torch: the PyPI wheel of the pinned torch is a CUDA 13.0 build (NVIDIA driver 580 or
+# newer). Where nvidia-smi shows an older driver, torch comes from the PyTorch index that
+# TORCH_INDEX_URL names (e.g. https://download.pytorch.org/whl/cu126), or the script stops
+# with the one command to run.
 # mmcv 2.1.0 (the newest that mmdet 3.3 / mmseg 1.2 accept) has no wheel for torch 2.14,
 # so it is built once from its PyPI sdist and the wheel is cached in $MMPOOLFORMER_CACHE
-# (default ~/.cache/mmpoolformer), keyed by torch, CUDA (or cpu) and Python version. The build
-# has CUDA ops when torch has CUDA, nvcc is found and a GPU is visible (or
-# MMPOOLFORMER_FORCE_CUDA=1 with TORCH_CUDA_ARCH_LIST); tools/build_env.py decides.
-# CUDA_HOME, CUDA_VISIBLE_DEVICES and PATH (for nvcc) are read.
+# (default ~/.cache/mmpoolformer), keyed by torch, CUDA and architectures (or cpu) and
+# Python version. The build has CUDA ops when torch has CUDA, nvcc is found and a GPU is
+# visible (or MMPOOLFORMER_FORCE_CUDA=1 with TORCH_CUDA_ARCH_LIST); tools/build_env.py
+# decides. CUDA_HOME, CUDA_VISIBLE_DEVICES, PATH (for nvcc), TORCH_CUDA_ARCH_LIST and
+# MAX_JOBS are read.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,13 +30,15 @@ STAMP="$VENV/.mmpoolformer-stamp"
 
 BUILD_ENV="$ROOT/tools/build_env.py"
 
-# The machine facts the mmcv build depends on are hashed too (cheaply, without torch), so
-# that a venv set up on a login node is checked again on a GPU node.
+# The machine facts the torch and mmcv choices depend on are hashed too (cheaply, without
+# torch), so that a venv set up on a login node is checked again on a GPU node.
 hash_inputs() {
-    { cat "$REQ"/*.txt "$ROOT/pyproject.toml" "${BASH_SOURCE[0]}" "$BUILD_ENV"
+    { cat "$REQ"/*.txt "$ROOT/pyproject.toml" "${BASH_SOURCE[0]}" "$BUILD_ENV" \
+          "$ROOT/mmpoolformer/utils/gpu.py"
       echo "nvcc=$(command -v nvcc || true) gpus=$(echo /dev/nvidia[0-9]*)"
+      cat /proc/driver/nvidia/version 2>/dev/null || true
       echo "env=${CUDA_VISIBLE_DEVICES-unset} ${MMPOOLFORMER_FORCE_CUDA-} ${TORCH_CUDA_ARCH_LIST-}"
-      echo "cuda_home=${CUDA_HOME-} ${CUDA_PATH-}"
+      echo "cuda_home=${CUDA_HOME-} ${CUDA_PATH-} torch_index=${TORCH_INDEX_URL-}"
     } | sha256sum | cut -d' ' -f1
 }
 
@@ -38,42 +47,69 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(hash_inputs)" ]]; then
 fi
 
 log() { echo "[setup_env] $*" >&2; }
+# Whether the editable install with its [tests] extra is complete (else say what is missing).
+project_ready() {
+    "${CHECK[@]}" project-ready "$ROOT" "$REQ/constraints.txt" \
+        | sed 's/^/[setup_env] missing: /' >&2 || return 1
+    local broken
+    broken="$("${PIP[@]}" check)" || { echo "$broken" | sed 's/^/[setup_env] /' >&2; return 1; }
+}
 
-[[ -x "$VENV/bin/python" ]] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q --upgrade pip
-# torch first: the mmcv build needs it importable.
-"${PIP[@]}" install -q -c "$REQ/constraints.txt" torch torchvision setuptools wheel ninja
+if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating $VENV"
+    "$PY" -m venv "$VENV"
+    "${PIP[@]}" install -q --upgrade pip
+fi
+CHECK=("$VENV/bin/python" "$BUILD_ENV")
 
-MMCV_VER="$(sed -n 's/^mmcv==//p' "$REQ/constraints.txt")"
-CHOICES="$("$VENV/bin/python" "$BUILD_ENV" choose "$MMCV_VER")"
-FORCE_CUDA=0 TORCH_CUDA_ARCH_LIST='' CUDA_HOME_FOUND='' CUDA_INCLUDES='' WHEEL_KEY='' LEGACY_KEY='' REASON=''
+# torch first (the mmcv build needs it importable), of a variant the driver runs.
+pin() { sed -n "s/^$1==//p" "$REQ/constraints.txt"; }
+TORCH_FROM="$("${CHECK[@]}" torch-source "$(pin torch)")"
+if [[ "$TORCH_FROM" == index ]]; then
+    # torch and torchvision alone from that index; their dependencies, as everything
+    # else, from the usual index with the constraints (==2.14.1 admits 2.14.1+cu126).
+    log "torch $(pin torch) from $TORCH_INDEX_URL"
+    "${PIP[@]}" install -q --no-deps --force-reinstall --index-url "$TORCH_INDEX_URL" \
+        "torch==$(pin torch)" "torchvision==$(pin torchvision)"
+fi
+BASE=(torch torchvision setuptools wheel ninja)
+if [[ "$TORCH_FROM" == index ]] || ! "${CHECK[@]}" unmet "$REQ/constraints.txt" "${BASE[@]}" \
+        | sed 's/^/[setup_env] missing: /' >&2; then
+    "${PIP[@]}" install -q -c "$REQ/constraints.txt" "${BASE[@]}"
+fi
+"${CHECK[@]}" torch-source --installed "$(pin torch)" >/dev/null
+
+MMCV_VER="$(pin mmcv)"
+CHOICES="$("${CHECK[@]}" choose "$MMCV_VER" "$CACHE/wheels")"
+FORCE_CUDA=0 TORCH_CUDA_ARCH_LIST='' CUDA_HOME_FOUND='' CUDA_INCLUDES='' CUDA_VERSION=''
+MAX_JOBS='' WHEEL_DIR='' CACHED_WHEEL='' RECORD='' REASON=''
 while IFS='=' read -r name value; do
     case "$name" in
-        FORCE_CUDA | TORCH_CUDA_ARCH_LIST | CUDA_INCLUDES | WHEEL_KEY | LEGACY_KEY | REASON)
+        FORCE_CUDA | TORCH_CUDA_ARCH_LIST | CUDA_INCLUDES | CUDA_VERSION | MAX_JOBS \
+            | WHEEL_DIR | CACHED_WHEEL | RECORD | REASON)
             printf -v "$name" '%s' "$value" ;;
         CUDA_HOME) CUDA_HOME_FOUND="$value" ;;
     esac
 done <<< "$CHOICES"
-WHEEL_DIR="$CACHE/wheels/$WHEEL_KEY"
-# CPU wheels cached before the key named cpu/CUDA are CPU wheels (or CUDA ones): fine for CPU.
-if [[ -n "$LEGACY_KEY" ]] && ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1 \
-        && ls "$CACHE/wheels/$LEGACY_KEY"/mmcv-*.whl >/dev/null 2>&1; then
-    WHEEL_DIR="$CACHE/wheels/$LEGACY_KEY"
-fi
-log "mmcv $MMCV_VER: $REASON; wheel cache $WHEEL_DIR"
+log "mmcv $MMCV_VER: $REASON; wheel ${CACHED_WHEEL:-to build into $WHEEL_DIR}"
 
-if ! "$VENV/bin/python" "$BUILD_ENV" installed "$MMCV_VER" "$FORCE_CUDA" 2>/dev/null; then
-    if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
+INSTALLED_WHEEL=()
+if ! "${CHECK[@]}" installed "$MMCV_VER" "$FORCE_CUDA" "$TORCH_CUDA_ARCH_LIST" "$VENV" \
+        2>/dev/null; then
+    if [[ -z "$CACHED_WHEEL" ]]; then
         log "building mmcv $MMCV_VER ($REASON): about 10-20 minutes with CPU ops on 2 cores," \
             "much longer with CUDA ops"
+        # The sdist is cached too, so that a compute node without network can build.
+        SDIST="$CACHE/sdist/mmcv-$MMCV_VER.tar.gz"
+        [[ -f "$SDIST" ]] || "${PIP[@]}" download -q --no-deps --no-build-isolation \
+            "mmcv==$MMCV_VER" -d "$CACHE/sdist"
         BUILD="$(mktemp -d)"
-        "${PIP[@]}" download -q --no-deps --no-build-isolation "mmcv==$MMCV_VER" -d "$BUILD"
-        tar -xzf "$BUILD/mmcv-$MMCV_VER.tar.gz" -C "$BUILD"
+        tar -xzf "$SDIST" -C "$BUILD"
         # torch >= 2.10 headers require C++20; mmcv 2.1.0 hard-codes -std=c++17.
         sed -i 's/-std=c++17/-std=c++20/g' "$BUILD/mmcv-$MMCV_VER/setup.py"
         mkdir -p "$WHEEL_DIR"
-        BUILD_VARS=(MMCV_WITH_OPS=1 FORCE_CUDA="$FORCE_CUDA" MAX_JOBS="${MAX_JOBS:-$(nproc)}")
+        BUILD_VARS=(MMCV_WITH_OPS=1 FORCE_CUDA="$FORCE_CUDA" MAX_JOBS="$MAX_JOBS")
         if [[ "$FORCE_CUDA" == 1 ]]; then
             BUILD_VARS+=(TORCH_CUDA_ARCH_LIST="$TORCH_CUDA_ARCH_LIST" CUDA_HOME="$CUDA_HOME_FOUND"
                          CPATH="$CUDA_INCLUDES${CPATH:+:$CPATH}")
@@ -84,18 +120,33 @@ if ! "$VENV/bin/python" "$BUILD_ENV" installed "$MMCV_VER" "$FORCE_CUDA" 2>/dev/
             "${PIP[@]}" wheel -q --no-deps --no-build-isolation "$BUILD/mmcv-$MMCV_VER" -w "$BUILD/dist"
         mv "$BUILD"/dist/mmcv-*.whl "$WHEEL_DIR/"
         rm -rf "$BUILD"
+        "${CHECK[@]}" record "$WHEEL_DIR/mmcv_build.json" "$CUDA_VERSION" "$TORCH_CUDA_ARCH_LIST"
+        CACHED_WHEEL="$(echo "$WHEEL_DIR"/mmcv-*.whl)"
     fi
-    "${PIP[@]}" install -q --no-deps --force-reinstall "$WHEEL_DIR"/mmcv-*.whl
+    # The architectures go with the wheel (a wheel cached before there were records
+    # was built as its cache key says).
+    WHEEL_RECORD="$(dirname "$CACHED_WHEEL")/mmcv_build.json"
+    [[ -f "$WHEEL_RECORD" ]] \
+        || "${CHECK[@]}" record "$WHEEL_RECORD" "$CUDA_VERSION" "$TORCH_CUDA_ARCH_LIST"
+    "${PIP[@]}" install -q --no-deps --force-reinstall "$CACHED_WHEEL"
+    INSTALLED_WHEEL=("$CACHED_WHEEL")
+    mkdir -p "$(dirname "$VENV/$RECORD")"
+    cp "$WHEEL_RECORD" "$VENV/$RECORD"
 fi
 
-log "installing the package with its [tests] extra (pyproject.toml)"
-# The cached wheel (if any: an mmcv that fits may be installed without one), named in
-# the same command, keeps pip from building mmcv again for mmdet's requirement.
-MMCV_WHEEL=("$WHEEL_DIR"/mmcv-*.whl)
-[[ -f "${MMCV_WHEEL[0]}" ]] || MMCV_WHEEL=()
-"${PIP[@]}" install -q -c "$REQ/constraints.txt" -e "$ROOT[tests]" "${MMCV_WHEEL[@]}"
-# A later install may have moved setuptools past the pkg_resources removal.
-"${PIP[@]}" install -q -c "$REQ/constraints.txt" setuptools
+if project_ready; then
+    log "the package and its [tests] extra are installed"
+else
+    log "installing the package with its [tests] extra (pyproject.toml)"
+    # The mmcv wheel just installed (if any), named in the same command, keeps pip from
+    # building mmcv again for mmdet's requirement.
+    "${PIP[@]}" install -q -c "$REQ/constraints.txt" -e "$ROOT[tests]" "${INSTALLED_WHEEL[@]}"
+    # A later install may have moved setuptools past the pkg_resources removal.
+    "${PIP[@]}" install -q -c "$REQ/constraints.txt" setuptools
+fi
+# mmengine and mim look for the package in site-packages (`mmpoolformer::` base configs,
+# `mim search`), where an editable install has none: a link to the checkout's.
+"${CHECK[@]}" link-package "$ROOT" "$VENV" >/dev/null
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, mmpoolformer"
 
 hash_inputs > "$STAMP"

@@ -71,6 +71,14 @@ def driver_cuda_version() -> Optional[str]:
     return found.group(1) if found else None
 
 
+def gpu_capabilities() -> list:
+    """The compute capabilities of the GPUs ``nvidia-smi`` lists, e.g. [(7, 0), (9, 0)]
+    ([] when unknown: no nvidia-smi, or a driver older than its compute_cap field)."""
+    out = _nvidia_smi('--query-gpu=compute_cap', '--format=csv,noheader') or ''
+    return [(int(m.group(1)), int(m.group(2)))
+            for m in re.finditer(r'^\s*(\d+)\.(\d+)\s*$', out, re.M)]
+
+
 # The CUDA variants of torch on the PyTorch index, newest first: (CUDA version,
 # wheel tag). A driver runs a build whose CUDA version is at most its own; within
 # CUDA 12, minor-version compatibility lets a 12.x build run on any 12.x driver
