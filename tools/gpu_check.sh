@@ -15,7 +15,8 @@
 #     GPU memory (max_memory_allocated), fp32 and AMP, read from the runs' logs by
 #     tools/analysis/gpu_check_table.py;
 #  6. tools/analysis/benchmark.py on CUDA: inference in fp32, fp16 and bf16, ours against
-#     timm and mmpretrain (WORK_DIR/benchmark_cuda.json).
+#     timm and mmpretrain, and the training step (img/s and peak memory; NCHW against
+#     channels_last, ours and timm; ours under --amp) (WORK_DIR/benchmark_cuda.json).
 # --dry-run prints the commands (lines "+ ...") and the log checks ("= ...") without
 # running anything (tests/test_gpu_check.py). GPU_CHECK_GPUS overrides the number of
 # GPUs; GPU_CHECK_TIMEOUT (default 300) is the limit of each command, in seconds;
@@ -161,6 +162,6 @@ run "$PYTHON" tools/analysis/gpu_check_table.py --out "$WORK/gpu_check_table.md"
 
 STEP="6/6 benchmark on CUDA"
 echo "== $STEP"
-run "$PYTHON" tools/analysis/benchmark.py --device cuda --fp16 --bf16 --batch 64 \
+run "$PYTHON" tools/analysis/benchmark.py --device cuda --fp16 --bf16 --train --batch 64 \
     --json "$WORK/benchmark_cuda.json"
 if (( DRY_RUN )); then echo "gpu_check: dry run, nothing was run"; else echo "gpu_check: all passed"; fi

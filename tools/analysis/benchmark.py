@@ -82,7 +82,8 @@ def main():
         report['inference'] = speed.rows_as_dicts(rows)
     if args.train:
         rows = speed.training_rows(args.arch, args.batch, args.res,
-                                       repeats=args.repeats, bf16=args.bf16)
+                                       repeats=args.repeats, bf16=args.bf16,
+                                       device=args.device)
         tables.append(speed.format_table(rows, f'Training step, {setting}, fp32'))
         report['training'] = speed.rows_as_dicts(rows)
     if args.dense:

@@ -35,6 +35,7 @@ class Row:
     peak_fraction: Optional[float] = None
     note: str = ''
     times_s: list[float] = field(default_factory=list)
+    peak_memory_mib: Optional[float] = None  # CUDA: torch.cuda.max_memory_allocated
 
 
 def time_call(fn: Callable, warmup: int, repeats: int) -> list[float]:
@@ -250,17 +251,21 @@ def onnxruntime_candidates(model, x: torch.Tensor, log=print) -> list:
 # Training step (forward + backward + optimizer)
 # --------------------------------------------------------------------------- #
 def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
-                  bf16=False) -> list[Row]:
+                  bf16=False, device='cpu') -> list[Row]:
+    """Train steps (forward, loss, backward, AdamW) of ours and timm's, NCHW and
+    channels_last; with ``bf16``, ours under ``--amp`` (CPU: bf16 autocast; CUDA:
+    fp16 with loss scaling, as AmpOptimWrapper). On CUDA each row also gets its peak
+    memory (``max_memory_allocated`` over one step)."""
     ours, _, reference = build_models(arch)
-    x = torch.randn(batch, 3, res, res)
-    labels = torch.randint(0, 1000, (batch, ))
+    x = torch.randn(batch, 3, res, res, device=device)
+    labels = torch.randint(0, 1000, (batch, ), device=device)
     steps = {}
     for name, model, logits, channels_last in [
             ('ours: train step NCHW', ours, lambda m, t: m(t, mode='tensor'), False),
             ('timm: train step NCHW', reference, lambda m, t: m(t), False),
             ('ours: train step channels_last', ours, lambda m, t: m(t, mode='tensor'), True),
             ('timm: train step channels_last', reference, lambda m, t: m(t), True)]:
-        model = copy.deepcopy(model).train()
+        model = copy.deepcopy(model).to(device).train()
         inp = x.contiguous(memory_format=CL) if channels_last else x
         if channels_last:
             model = model.to(memory_format=CL)
@@ -270,27 +275,39 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
             optimizer.zero_grad()
             torch.nn.functional.cross_entropy(logits(model, inp), labels).backward()
             optimizer.step()
-        steps[name] = step
+        steps[name] = synchronized(step, device)
     if bf16:
-        steps['ours: train step NCHW, bf16 autocast (--amp)'] = _amp_step(ours, x, labels)
+        amp = 'fp16 autocast + loss scaling' if device.startswith('cuda') else 'bf16 autocast'
+        steps[f'ours: train step NCHW, {amp} (--amp)'] = synchronized(
+            _amp_step(ours.to(device), x, labels), device)
     times = time_round_robin(steps, warmup, repeats, log)
     rows = [Row(name, batch / statistics.median(t), times_s=t) for name, t in times.items()]
+    if device.startswith('cuda'):
+        for row in rows:
+            torch.cuda.reset_peak_memory_stats(device)
+            steps[row.name]()
+            row.peak_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
     for pair in (rows[0:2], rows[2:4]):
         for row in pair:
             row.ratio = pair[0].img_per_s / row.img_per_s
     if bf16:
         rows[4].ratio = rows[0].img_per_s / rows[4].img_per_s
-        rows[4].note = (f'step time bf16 / fp32 (NCHW, as tools/train.py runs): '
+        rows[4].note = (f'step time --amp / fp32 (NCHW, as tools/train.py runs): '
                         f'{rows[4].ratio:.2f}')
     return rows
 
 
 def _amp_step(model, x, labels) -> Callable:
-    """The training step of ``tools/train.py --amp`` on the CPU: the optim
-    wrapper it configures (bf16 autocast around forward and loss)."""
+    """The training step of ``tools/train.py --amp``: the optim wrapper it configures
+    (CPU: bf16 autocast around forward and loss; CUDA: mmengine's AmpOptimWrapper,
+    fp16 with dynamic loss scaling)."""
+    from mmengine.optim import AmpOptimWrapper
+
     from mmpoolformer.engine import CPUBf16OptimWrapper
     model = copy.deepcopy(model).train()
-    wrapper = CPUBf16OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-4))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    wrapper = (AmpOptimWrapper(optimizer=optimizer, loss_scale='dynamic')
+               if x.device.type == 'cuda' else CPUBf16OptimWrapper(optimizer))
 
     def step():
         with wrapper.optim_context(model):
@@ -445,8 +462,10 @@ def format_table(rows: list[Row], title: str) -> str:
     for r in rows:
         diff = '' if r.max_abs_diff is None else f'{r.max_abs_diff:.1e}'
         frac = '' if r.peak_fraction is None else f'{100 * r.peak_fraction:.0f}%'
+        note = r.note if r.peak_memory_mib is None else (
+            f'{r.note}; ' if r.note else '') + f'peak memory {r.peak_memory_mib:.0f} MiB'
         lines.append(f'| {r.name} | {r.img_per_s:.3g} | {r.ratio:.2f} | {diff} | {frac} '
-                     f'| {r.note} |')
+                     f'| {note} |')
     return '\n'.join(lines)
 
 
