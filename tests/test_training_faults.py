@@ -125,9 +125,16 @@ def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, batch_
     stopped = tmp_path / 'stopped'
     runner = _toy_runner(stopped, batch_sampler)
     runner.register_hook(_SignalAt(9, signal.SIGTERM))
-    with pytest.raises(SystemExit) as exit_, handling_training_faults(runner):
-        runner.train()
-    assert exit_.value.code == EXIT_STOPPED
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        with pytest.raises(SystemExit) as exit_, handling_training_faults(runner):
+            runner.train()
+        assert exit_.value.code == EXIT_STOPPED
+        # Leaving: a launcher's SIGTERM during the teardown cannot turn 75 into a kill.
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
     assert open(stopped / 'last_checkpoint').read() == str(stopped / 'iter_9.pth')
     saved = torch.load(stopped / 'iter_9.pth', weights_only=False)
     assert (saved['meta']['epoch'], saved['meta']['iter']) == (1, 9)

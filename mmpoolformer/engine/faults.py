@@ -53,6 +53,10 @@ def stop_signal() -> int:
     return _received[0] if _received else 0
 
 
+def _stop_signums():
+    return [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+
+
 @contextmanager
 def _catching_stop_signals():
     """SIGTERM and SIGUSR1 only ask :class:`StopOnSignalHook` to stop; the
@@ -79,8 +83,7 @@ def _catching_stop_signals():
         except OSError:
             pass
 
-    signums = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
-    previous = {signum: signal.signal(signum, request_stop) for signum in signums}
+    previous = {signum: signal.signal(signum, request_stop) for signum in _stop_signums()}
     _received = received
     try:
         yield
@@ -96,16 +99,20 @@ def handling_training_faults(runner):
     ends training with its last iteration saved and the process with exit
     status :data:`EXIT_STOPPED`, and a killed data loader worker or a lost rank
     becomes a :class:`TrainingError` of one line."""
-    with _catching_stop_signals():
-        try:
+    try:
+        with _catching_stop_signals():
             yield
-        except TrainingStopped:
-            raise SystemExit(EXIT_STOPPED) from None
-        except RuntimeError as err:
-            message = _worker_killed(str(err)) or _lost_rank(runner, err)
-            if message is None:
-                raise
-            raise TrainingError(f'{message}; {_resume_advice(runner)}') from err
+    except TrainingStopped:
+        # The process is leaving with its iteration saved. torchrun and srun end the
+        # ranks still tearing down once one has exited: that must not turn 75 into a kill.
+        for signum in _stop_signums():
+            signal.signal(signum, signal.SIG_IGN)
+        raise SystemExit(EXIT_STOPPED) from None
+    except RuntimeError as err:
+        message = _worker_killed(str(err)) or _lost_rank(runner, err)
+        if message is None:
+            raise
+        raise TrainingError(f'{message}; {_resume_advice(runner)}') from err
 
 
 def resume_command(runner) -> str:
