@@ -1,5 +1,6 @@
 """Every path the README, the shell tools, CI and the configs name inside the
-repository is tracked by git and not ignored, so a fresh clone has it.
+repository is tracked by git and not ignored, so a fresh clone has it; the .md files
+the tests cite are in the repository.
 
 (A bare ``data/`` ignore pattern once hid ``tools/data/`` while the suite,
 which builds its data through the package, stayed green.)
@@ -85,3 +86,14 @@ def test_readme_layout_names_every_folder_of_the_package():
                os.walk(os.path.join(ROOT, 'mmpoolformer')) if '__init__.py' in files}
     top = set(TOP_FOLDERS) - {'.ci'}
     assert package | top == named
+
+
+def test_tests_cite_only_files_in_the_repository():
+    """Tests once cited a list of target figures that the repository did not have."""
+    for name in sorted(os.listdir(os.path.join(ROOT, 'tests'))):
+        if name.endswith('.py'):
+            text = open(os.path.join(ROOT, 'tests', name)).read()
+            for cited in re.findall(r'(?<![\w/.])([\w/-]+\.md)\b', text):
+                found = [p for p in (cited, os.path.join('docs', cited))
+                         if os.path.isfile(os.path.join(ROOT, p))]
+                assert found, f'tests/{name} cites {cited}, which is not in the repository'
