@@ -5,8 +5,7 @@ import os
 import pytest
 import torch
 
-from helpers import (ROOT, build_from_config, builtin_cls_options, import_tool, last_metrics,
-                     run_tool, succeeded)
+from helpers import ROOT, build_from_config, builtin_cls_options, last_metrics, run_tool, succeeded
 from mmpoolformer.engine import cpu_has_native_bf16
 from mmpoolformer.utils.errors import UsageError
 
@@ -109,11 +108,3 @@ def test_classifier_learns_with_amp(builtin_classifier, tmp_path):
     print(f'built-in classification top-1: {top1_amp:.1f}% with --amp (bf16), '
           f'{top1_fp32:.1f}% without')
     assert top1_amp >= MIN_TOP1 and abs(top1_amp - top1_fp32) <= MAX_GAP
-
-
-@needs_bf16
-def test_benchmark_reports_amp_step():
-    training_rows = import_tool('tools/analysis/speed.py').training_rows
-    rows = training_rows(batch=2, res=32, warmup=0, repeats=1, log=lambda *a: None, bf16=True)
-    assert rows[4].name == 'ours: train step NCHW, bf16 autocast (--amp)'
-    assert rows[4].ratio == pytest.approx(rows[0].img_per_s / rows[4].img_per_s)

@@ -1,17 +1,22 @@
-"""Every config builds in its toolbox, with the backbone from this project."""
+"""Every config builds in its toolbox, with the backbone from this project; the dense
+ones predict at sizes that are not multiples of 32; config mistakes are named with a
+suggestion."""
 import glob
 import os
 import re
 
 import pytest
+import torch
 
-from helpers import ROOT, build_from_config, count_parameters
+from helpers import ROOT, build_from_config, count_parameters, dense_batch, run_tool
 from mmpoolformer.models import MetaFormer, PoolFormer
 
 TASK_DIRS = ('classification', 'detection', 'segmentation')
 CONFIGS = sorted(os.path.relpath(p, ROOT) for task in TASK_DIRS
                  for p in glob.glob(f'{ROOT}/configs/{task}/*.py'))
 PRETRAINED_TABLE = os.path.join(ROOT, 'configs', '_base_', 'pretrained.py')
+CLS = 'configs/classification/poolformer_s12_builtin.py'
+MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
 
 # Whole-model parameters in M (80 COCO classes / 150 ADE20K classes): the PoolFormer
 # paper (arXiv 2111.11418), Tables 3 (COCO) and 4 (ADE20K).
@@ -99,3 +104,37 @@ def test_each_url_is_written_once():
     for path in glob.glob(f'{ROOT}/configs/**/*.py', recursive=True):
         if path != PRETRAINED_TABLE:
             assert 'https://' not in open(path).read(), path
+
+
+@pytest.mark.parametrize('config', [MASKRCNN, 'configs/segmentation/fpn_poolformer_s12_builtin.py'])
+def test_dense_models_predict_on_odd_sizes(config):
+    model = build_from_config(config, **{'model.backbone.init_cfg': None})
+    h, w = 157, 203
+    data = dense_batch(model, [(h, w)])
+    with torch.no_grad():
+        result = model(**data, mode='predict')[0]
+    if 'detection' in config:
+        assert result.pred_instances.masks.shape[-2:] == (h, w)
+    else:
+        assert result.pred_sem_seg.data.shape[-2:] == (h, w)
+
+
+def _one_line_error(proc, pattern):
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and re.search(pattern, last), last
+    return last
+
+
+@pytest.mark.parametrize('option, message', [
+    ('model.backbone.type=mmpoolformer.PoolFormr',
+     r"model\.backbone\.type: unknown model type 'mmpoolformer\.PoolFormr' "
+     r"\(did you mean 'mmpoolformer\.PoolFormer'\?\)"),
+    ('model.backbone.drop_path_rat=0.1',
+     r"model\.backbone: PoolFormer has no argument 'drop_path_rat' "
+     r"\(did you mean 'drop_path_rate'\?\)"),
+    ('model.backbone.arch=s122', r"Unknown PoolFormer arch 's122' \(did you mean 's12'\?\)"),
+])
+def test_config_mistakes_are_named_with_a_suggestion(tmp_path, option, message):
+    proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path), '--cfg-options', option)
+    _one_line_error(proc, message)

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from helpers import build_from_config, import_tool, randomize_, run_tool, succeeded
+from helpers import build_from_config, randomize_, run_tool, succeeded
 from mmpoolformer.deployment import RTOL, check_onnx, check_tolerance, export_onnx
 from mmpoolformer.deployment.onnx import ExportReport, export_wrapper
 from mmpoolformer.utils.errors import UsageError
@@ -108,17 +108,3 @@ def test_detector_backbone_and_neck(tmp_path):
     import onnx
     outputs = [o.name for o in onnx.load(report.path).graph.output]
     assert outputs == [f'feature{i}' for i in range(5)]  # FPN, 5 levels
-
-
-def test_benchmark_onnxruntime_rows():
-    """The benchmark's ONNX Runtime rows run our export and give our logits."""
-    onnxruntime_candidates = import_tool('tools/analysis/speed.py').onnxruntime_candidates
-    model = random_model(S12)
-    x = torch.randn(3, 3, 64, 64)
-    candidates = onnxruntime_candidates(model, x, log=lambda *a: None)
-    assert [c[0].split(': ')[1] for c in candidates] == ['fp32, ORT_ENABLE_ALL',
-                                                         'fp32, ORT_DISABLE_ALL']
-    with torch.no_grad():
-        expected = model(x, mode='tensor')
-    for _, run, inp, kind in candidates:
-        assert kind == 'logits' and torch.allclose(run(inp), expected, rtol=0, atol=1e-4)

@@ -1,6 +1,7 @@
 """The package's shape: its modules import one another without a cycle, utils/ is the
-bottom layer, and importing it to build models brings in nothing of what only the
-tools need (ONNX, Gradio, Grad-CAM, fvcore, TensorBoard)."""
+bottom layer, importing it to build models brings in nothing of what only the tools
+need (ONNX, Gradio, Grad-CAM, fvcore, TensorBoard), and importing it changes nothing
+global (torch's allow-list, mmengine's checkpoint loaders and file backends)."""
 import ast
 import json
 import os
@@ -11,6 +12,9 @@ import textwrap
 from helpers import ROOT
 
 PACKAGE = 'mmpoolformer'
+CLS = 'configs/classification/poolformer_s12_builtin.py'
+MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
+SEG = 'configs/segmentation/fpn_poolformer_s12_builtin.py'
 
 
 def package_modules() -> dict:
@@ -148,3 +152,58 @@ def test_importing_the_package_adds_no_tool_dependency():
     new = set(json.loads(proc.stdout.split('NEW', 1)[1]))
     assert not new & TOOL_ONLY, f'tool-only packages imported: {sorted(new & TOOL_ONLY)}'
     assert new == {PACKAGE}, f'imported besides the toolboxes: {sorted(new)}'
+
+
+# What the import-hygiene test compares: torch's allow-list, mmengine's checkpoint
+# loaders (CheckpointLoader._schemes is private: mmengine has no public reader;
+# a test may look) and its file backends, as names of what they point to.
+_GLOBAL_STATE = """
+def global_state():
+    import torch
+    from mmengine.fileio.backends import backends, prefix_to_backends
+    from mmengine.runner import CheckpointLoader
+    name = lambda obj: f'{obj.__module__}.{obj.__qualname__}'
+    return dict(safe_globals=sorted(map(str, torch.serialization.get_safe_globals())),
+                loaders={p: name(f) for p, f in CheckpointLoader._schemes.items()},
+                backends={k: name(v) for k, v in backends.items()},
+                prefixes={k: name(v) for k, v in prefix_to_backends.items()})
+"""
+
+
+def test_importing_the_package_changes_nothing_global(tmp_path):
+    """torch's weights_only allow-list, mmengine's checkpoint loaders and file
+    backends are the same before and after `import mmpoolformer`, after building
+    a model of each toolbox from our configs, after loading a checkpoint with
+    mmengine's resume types, and after the tools' scoped loading ends."""
+    path = tmp_path / 'resume.pth'
+    code = _GLOBAL_STATE + f"""
+import mmpretrain.models, mmdet.models, mmseg.models  # the toolboxes' own changes
+before = global_state()
+import mmpoolformer
+assert global_state() == before, 'import mmpoolformer'
+from mmpoolformer.apis import build_model
+for config in {[CLS, MASKRCNN, SEG]!r}:
+    build_model(config)
+    assert global_state() == before, config
+import torch
+from mmengine.logging import HistoryBuffer
+torch.save(dict(w=torch.ones(2), buffer=HistoryBuffer([1.0], [1])), {str(path)!r})
+from mmpoolformer.checkpoint import load_file, mmengine_loads_through_load_file
+load_file({str(path)!r})  # needs the allow-list, inside load_file only
+assert global_state() == before, 'load_file'
+with mmengine_loads_through_load_file():
+    from mmengine.runner import CheckpointLoader
+    CheckpointLoader.load_checkpoint({str(path)!r})
+    assert global_state() != before
+assert global_state() == before, 'mmengine_loads_through_load_file'
+try:
+    torch.load({str(path)!r}, weights_only=True)  # others' loads: torch's own list
+except Exception as err:
+    assert 'HistoryBuffer' in str(err)
+else:
+    raise AssertionError('HistoryBuffer allowed outside load_file')
+print('unchanged')
+"""
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0 and 'unchanged' in proc.stdout, proc.stderr[-3000:]

@@ -1,13 +1,17 @@
 """Every path the README, the shell tools, CI and the configs name inside the
-repository is tracked by git and not ignored, so a fresh clone has it.
+repository is tracked by git and not ignored, so a fresh clone has it; the .md files
+the tests cite are in the repository.
 
 (A bare ``data/`` ignore pattern once hid ``tools/data/`` while the suite,
 which builds its data through the package, stayed green.)
 """
+import ast
 import glob
+import io
 import os
 import re
 import subprocess
+import tokenize
 
 import pytest
 
@@ -85,3 +89,26 @@ def test_readme_layout_names_every_folder_of_the_package():
                os.walk(os.path.join(ROOT, 'mmpoolformer')) if '__init__.py' in files}
     top = set(TOP_FOLDERS) - {'.ci'}
     assert package | top == named
+
+
+def _prose(path):
+    """The comments and docstrings of a Python file: where a test cites a document (its
+    string literals may name made-up files, as the link checks of test_docs.py do)."""
+    source = open(path).read()
+    comments = [token.string for token in tokenize.generate_tokens(io.StringIO(source).readline)
+                if token.type == tokenize.COMMENT]
+    owners = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    docstrings = [ast.get_docstring(node) or '' for node in ast.walk(ast.parse(source))
+                  if isinstance(node, owners)]
+    return '\n'.join(comments + docstrings)
+
+
+def test_tests_cite_only_files_in_the_repository():
+    """Tests once cited a list of target figures that the repository did not have."""
+    for name in sorted(os.listdir(os.path.join(ROOT, 'tests'))):
+        if name.endswith('.py'):
+            text = _prose(os.path.join(ROOT, 'tests', name))
+            for cited in re.findall(r'(?<![\w/.])([\w/-]+\.md)\b', text):
+                found = [p for p in (cited, os.path.join('docs', cited))
+                         if os.path.isfile(os.path.join(ROOT, p))]
+                assert found, f'tests/{name} cites {cited}, which is not in the repository'

@@ -1,7 +1,8 @@
 """What a cluster does to a training run (docs/reliability.md, "Faults on a cluster"):
-SIGTERM / SIGUSR1 (preemption, time limits), a NaN on one rank, a rank that dies, a
-checkpoint write that fails, a data worker killed; and the slurm scripts that ask for
-the warning signal and requeue a stopped job."""
+SIGTERM / SIGUSR1 (preemption, time limits), a NaN loss (in one process, on one rank),
+a rank that dies, a checkpoint write that fails, a data worker killed; a resume at an
+iteration that loads nothing for the trained batches; and the slurm scripts that ask
+for the warning signal and requeue a stopped job."""
 import errno
 import glob
 import os
@@ -16,9 +17,16 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
-from helpers import ROOT, loader_options
+from helpers import ROOT, builtin_cls_options, loader_options
 
 CLS = 'configs/classification/poolformer_s12_builtin.py'
+
+
+def _one_line_error(proc, pattern):
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and re.search(pattern, last), last
+    return last
 
 
 # --------------------------------------------------------------------------- #
@@ -156,6 +164,40 @@ def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, batch_
     momentum_a = end_a['optimizer']['state'][0]['momentum_buffer']
     assert torch.equal(momentum_a, end_b['optimizer']['state'][0]['momentum_buffer'])
     assert end_a['param_schedulers'] == end_b['param_schedulers']
+
+
+def test_iteration_resume_skips_trained_batches_without_loading_them():
+    """ExactResumeHook on a resume at iteration 3: mmengine's skip loop gets 3
+    placeholders, no sample is loaded for them, and the next batch is the 4th
+    batch of the sampler's stream, as in an uninterrupted run."""
+    from types import SimpleNamespace
+
+    from mmengine.dataset import InfiniteSampler
+    from torch.utils.data import DataLoader
+
+    from mmpoolformer.engine import ExactResumeHook
+
+    class Counting(torch.utils.data.Dataset):
+        loaded = []
+
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, index):
+            self.loaded.append(index)
+            return index
+
+    dataset = Counting()
+    stream = iter(InfiniteSampler(dataset, shuffle=True, seed=5))
+    uninterrupted = [[next(stream) for _ in range(2)] for _ in range(5)]
+    loader = DataLoader(dataset, batch_size=2, collate_fn=list,
+                        sampler=InfiniteSampler(dataset, shuffle=True, seed=5))
+    loop = SimpleNamespace(dataloader=loader, dataloader_iterator=None)
+    ExactResumeHook._skip_trained_batches(SimpleNamespace(train_loop=loop, iter=3))
+    assert [next(loop.dataloader_iterator) for _ in range(3)] == [None] * 3
+    assert dataset.loaded == []
+    assert [next(loop.dataloader_iterator) for _ in range(2)] == uninterrupted[3:]
+
 
 
 def test_fp16_skipped_steps_are_not_a_failure_until_too_many_in_a_row(tmp_path):
@@ -461,6 +503,44 @@ def test_sigterm_to_one_of_two_ranks_stops_both_at_one_iteration_and_resume_is_e
     first = _trained_iterations(resumed.stdout)[0]
     assert (first[0] - 1) * 4 + first[1] == stop + 1
     _assert_same_end(str(straight), str(stopped), 'epoch_2.pth')
+
+
+# The loss turns NaN in epoch 3 of a one-process run.
+_NAN_FROM_EPOCH_3 = """
+import runpy, sys
+from mmengine.logging import MessageHub
+from mmpretrain.models.losses import LabelSmoothLoss
+forward = LabelSmoothLoss.forward
+def nan_from_epoch_3(self, *args, **kwargs):
+    loss = forward(self, *args, **kwargs)
+    epoch = MessageHub.get_current_instance().get_info('epoch')
+    return loss * float('nan') if epoch >= 2 else loss
+LabelSmoothLoss.forward = nan_from_epoch_3
+sys.argv = ['tools/train.py'] + sys.argv[1:]
+runpy.run_path('tools/train.py', run_name='__main__')
+"""
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_cls_data, tmp_path):
+    """The classifier's loss turns NaN in epoch 3 (the loss patched in the
+    tools/train.py process): the run stops with one line naming the iteration and
+    the loss terms and saying how to resume; epoch 2's checkpoint is kept and is
+    finite, and nothing after it was saved."""
+    work = tmp_path / 'work'
+    proc = subprocess.run(
+        [sys.executable, '-c', _NAN_FROM_EPOCH_3, CLS, '--work-dir', str(work),
+         *builtin_cls_options(tiny_cls_data, max_epochs=3), 'train_cfg.val_interval=3'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    last = _one_line_error(proc, r'non-finite loss at iteration 3 \(epoch 3\): loss=nan;')
+    assert re.search(rf'last good checkpoint is .*epoch_2\.pth.*tools/train\.py {CLS} '
+                     rf'--work-dir {re.escape(str(work))} --resume', last), last
+    saved = sorted(os.path.basename(p) for p in glob.glob(str(work / '*.pth')))
+    assert saved == ['epoch_1.pth', 'epoch_2.pth'], saved
+    state = torch.load(work / 'epoch_2.pth', weights_only=False)['state_dict']
+    assert all(torch.isfinite(value).all() for value in state.values())
+    assert open(work / 'last_checkpoint').read().endswith('epoch_2.pth')
 
 
 # Rank 1's loss turns NaN at the last iteration of epoch 2 (of 4 iterations each).

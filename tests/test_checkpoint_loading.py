@@ -1,0 +1,197 @@
+"""Loading checkpoints (mmpoolformer/checkpoint/loading.py; docs/reliability.md): a
+crafted pickle is refused and runs nothing, in the API and in the tools;
+`--trust-checkpoint` lets one file through; truncated and other-arch files are named;
+an official checkpoint is still converted on load under a child config with its own
+custom_hooks; last_checkpoint is never written in place."""
+import os
+import re
+import shutil
+
+import pytest
+import torch
+
+from helpers import (ROOT, build_from_config, builtin_cls_options, mmpretrain_classifier,
+                     official_from_mmpretrain, randomize_, run_tool, succeeded)
+from mmpoolformer.checkpoint import load_file, trust_checkpoint
+from mmpoolformer.utils.errors import CheckpointError
+
+CLS = 'configs/classification/poolformer_s12_builtin.py'
+
+
+def _one_line_error(proc, pattern):
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and re.search(pattern, last), last
+    return last
+
+
+# --------------------------------------------------------------------------- #
+# Checkpoints that would run code
+# --------------------------------------------------------------------------- #
+class _RunsCommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+def _getattr_chain_pickle(marker) -> bytes:
+    """A raw pickle that reaches ``exec`` through nothing but ``builtins.getattr``
+    (allow-listed for mmengine's logging buffers):
+    getattr(getattr(getattr, '__self__'), 'exec')("open(marker, 'w')")."""
+    def text(s):
+        data = s.encode()
+        return b'X' + len(data).to_bytes(4, 'little') + data
+    getattr_ = b'cbuiltins\ngetattr\n'
+    return (b'\x80\x02' + getattr_ + getattr_ + getattr_ + text('__self__') + b'\x86R'
+            + text('exec') + b'\x86R' + text(f'open({str(marker)!r}, "w")') + b'\x85R.')
+
+
+@pytest.mark.parametrize('kind', ['os.system', 'getattr-chain'])
+def test_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path, kind):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    if kind == 'os.system':
+        torch.save({'state_dict': _RunsCommand(marker)}, path)
+    else:
+        path.write_bytes(_getattr_chain_pickle(marker))
+    with pytest.raises(CheckpointError, match=r'refused to load .*--trust-checkpoint'):
+        load_file(str(path))
+    # mmengine's own loading (load_from, --resume, init_cfg) takes the same road
+    # where tools/train.py and tools/test.py run the Runner.
+    from mmengine.runner import CheckpointLoader
+
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
+    with mmengine_loads_through_load_file(), pytest.raises(CheckpointError, match='refused'):
+        CheckpointLoader.load_checkpoint(str(path))
+    assert not marker.exists()
+
+
+def test_tools_refuse_a_crafted_checkpoint_in_one_line(tmp_path, tiny_cls_data):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': _RunsCommand(marker)}, path)
+    proc = run_tool('tools/model_converters/convert.py', str(path), str(tmp_path / 'out.pth'))
+    _one_line_error(proc, r'refused to load .*evil\.pth.*posix\.system.*--trust-checkpoint')
+    proc = run_tool('tools/test.py', CLS, str(path), '--work-dir', str(tmp_path / 'work'),
+                    *builtin_cls_options(tiny_cls_data))
+    _one_line_error(proc, r'refused to load')
+    assert not marker.exists()
+
+
+def test_tools_load_a_checkpoint_the_user_trusts(tmp_path):
+    """--trust-checkpoint PATH lets a tool unpickle a file with other types
+    (here a datetime in its meta) that it refuses without the flag."""
+    import datetime
+    path = tmp_path / 'with_meta.pth'
+    torch.save({'state_dict': build_from_config(CLS).state_dict(),
+                'meta': {'saved': datetime.date(2022, 1, 1)}}, path)
+    out = str(tmp_path / 'out.pth')
+    proc = run_tool('tools/model_converters/convert.py', str(path), out)
+    _one_line_error(proc, r'refused to load .*with_meta\.pth.*datetime\.date')
+    succeeded(run_tool('tools/model_converters/convert.py', str(path), out,
+                       '--trust-checkpoint', str(path)))
+    assert os.path.isfile(out)
+
+
+def test_trusting_a_file_is_explicit_and_per_file(tmp_path):
+    marker = tmp_path / 'ran'
+    path, other = tmp_path / 'trusted.pth', tmp_path / 'other.pth'
+    torch.save({'state_dict': _RunsCommand(marker)}, path)
+    shutil.copy(path, other)
+    trust_checkpoint(str(path))
+    load_file(str(path))  # the user vouched for it: it runs
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(CheckpointError):
+        load_file(str(other))
+    assert not marker.exists()
+
+
+# --------------------------------------------------------------------------- #
+# Checkpoints that do not fit: truncated, another arch, official layouts
+# --------------------------------------------------------------------------- #
+def test_truncated_checkpoint_is_named(tmp_path):
+    path = tmp_path / 'cut.pth'
+    torch.save({'w': torch.zeros(1000)}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match=r'cannot load checkpoint .*cut\.pth'):
+        load_file(str(path))
+
+
+def test_wrong_arch_checkpoint_names_key_and_shapes(tmp_path):
+    from mmpoolformer.checkpoint import load_model_weights
+    path = str(tmp_path / 'm36.pth')
+    torch.save(build_from_config('configs/classification/poolformer_m36_in1k.py').state_dict(),
+               path)
+    with pytest.raises(CheckpointError, match=r"shape mismatch for 'backbone\.stem\.conv\.weight': "
+                                              r'checkpoint has \(96, 3, 7, 7\), '
+                                              r'model has \(64, 3, 7, 7\)'):
+        load_model_weights(build_from_config('configs/classification/poolformer_s12_in1k.py'), path)
+
+
+def test_a_child_config_with_its_own_custom_hooks_still_converts(tmp_path):
+    """ConvertCheckpointHook once sat in custom_hooks, which a child config replaces."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    child = tmp_path / 'child.py'
+    child.write_text(f"_base_ = ['{ROOT}/configs/classification/poolformer_s12_in1k.py']\n"
+                     "custom_hooks = [dict(type='EmptyCacheHook')]\n")
+    cfg = Config.fromfile(str(child))
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.model.backbone.init_cfg = None
+    runner = Runner.from_cfg(cfg)
+    reference = randomize_(mmpretrain_classifier('s12'))
+    path = str(tmp_path / 'official.pth')
+    torch.save(official_from_mmpretrain(reference.state_dict()), path)
+    runner.load_checkpoint(path)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ours, theirs = runner.model.eval()(x, mode='tensor'), reference(x, mode='tensor')
+    assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- #
+# last_checkpoint
+# --------------------------------------------------------------------------- #
+def test_last_checkpoint_is_never_written_in_place(tmp_path, monkeypatch):
+    """mmengine's CheckpointHook writes last_checkpoint with a plain open();
+    under AtomicCheckpointHook that open() goes to a staging folder and the file
+    is renamed into place, so a crash cannot leave it half written."""
+    import builtins
+
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 1)
+
+        def forward(self, inputs, mode='loss'):
+            return dict(loss=self.linear(torch.stack(inputs)).pow(2).mean())
+
+    work = tmp_path / 'work'
+    pointer = os.path.abspath(work / 'last_checkpoint')
+    writes, real_open = [], builtins.open
+
+    def recording_open(file, mode='r', *args, **kwargs):
+        if os.path.abspath(str(file)) == pointer and mode != 'r':
+            writes.append(mode)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, 'open', recording_open)
+    runner = Runner(
+        model=Toy(), work_dir=str(work),
+        train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='pseudo_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=2),
+        default_hooks=dict(checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
+                                           backend_args=dict(backend='atomic_local'))))
+    runner.train()
+    assert writes == [], 'last_checkpoint was opened for writing in place'
+    assert open(pointer).read() == str(work / 'epoch_2.pth')
+    assert os.listdir(work / '.last_checkpoint.staging') == []
