@@ -4,6 +4,7 @@ Tests import these (``from helpers import ...``; pyproject's pytest ``pythonpath
 puts tests/ on the path); tests/conftest.py keeps the fixtures only.
 """
 import os
+import re
 import sys
 
 import torch
@@ -139,6 +140,15 @@ def builtin_seg_options(data_root, pretrained, num_workers=2):
     """--cfg-options that point the built-in segmentation config at data_root."""
     return ['--cfg-options', f'model.backbone.init_cfg.checkpoint={pretrained}',
             *loader_options(data_root, num_workers)]
+
+
+def one_line_error(proc, pattern):
+    """The tool failed with one ``error:`` line matching ``pattern`` and no traceback;
+    returns that line."""
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and re.search(pattern, last), last
+    return last
 
 
 def succeeded(proc):

@@ -4,25 +4,18 @@ crafted pickle is refused and runs nothing, in the API and in the tools;
 an official checkpoint is still converted on load under a child config with its own
 custom_hooks; last_checkpoint is never written in place."""
 import os
-import re
 import shutil
 
 import pytest
 import torch
 
 from helpers import (ROOT, build_from_config, builtin_cls_options, mmpretrain_classifier,
-                     official_from_mmpretrain, randomize_, run_tool, succeeded)
+                     official_from_mmpretrain, one_line_error, randomize_, run_tool, succeeded)
 from mmpoolformer.checkpoint import load_file, trust_checkpoint
 from mmpoolformer.utils.errors import CheckpointError
 
 CLS = 'configs/classification/poolformer_s12_builtin.py'
 
-
-def _one_line_error(proc, pattern):
-    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith('error: ') and re.search(pattern, last), last
-    return last
 
 
 # --------------------------------------------------------------------------- #
@@ -73,10 +66,10 @@ def test_tools_refuse_a_crafted_checkpoint_in_one_line(tmp_path, tiny_cls_data):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': _RunsCommand(marker)}, path)
     proc = run_tool('tools/model_converters/convert.py', str(path), str(tmp_path / 'out.pth'))
-    _one_line_error(proc, r'refused to load .*evil\.pth.*posix\.system.*--trust-checkpoint')
+    one_line_error(proc, r'refused to load .*evil\.pth.*posix\.system.*--trust-checkpoint')
     proc = run_tool('tools/test.py', CLS, str(path), '--work-dir', str(tmp_path / 'work'),
                     *builtin_cls_options(tiny_cls_data))
-    _one_line_error(proc, r'refused to load')
+    one_line_error(proc, r'refused to load')
     assert not marker.exists()
 
 
@@ -89,7 +82,7 @@ def test_tools_load_a_checkpoint_the_user_trusts(tmp_path):
                 'meta': {'saved': datetime.date(2022, 1, 1)}}, path)
     out = str(tmp_path / 'out.pth')
     proc = run_tool('tools/model_converters/convert.py', str(path), out)
-    _one_line_error(proc, r'refused to load .*with_meta\.pth.*datetime\.date')
+    one_line_error(proc, r'refused to load .*with_meta\.pth.*datetime\.date')
     succeeded(run_tool('tools/model_converters/convert.py', str(path), out,
                        '--trust-checkpoint', str(path)))
     assert os.path.isfile(out)

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from helpers import ROOT, build_from_config, count_parameters, dense_batch, run_tool
+from helpers import ROOT, build_from_config, count_parameters, dense_batch, one_line_error, run_tool
 from mmpoolformer.models import MetaFormer, PoolFormer
 
 TASK_DIRS = ('classification', 'detection', 'segmentation')
@@ -119,12 +119,6 @@ def test_dense_models_predict_on_odd_sizes(config):
         assert result.pred_sem_seg.data.shape[-2:] == (h, w)
 
 
-def _one_line_error(proc, pattern):
-    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith('error: ') and re.search(pattern, last), last
-    return last
-
 
 @pytest.mark.parametrize('option, message', [
     ('model.backbone.type=mmpoolformer.PoolFormr',
@@ -137,4 +131,4 @@ def _one_line_error(proc, pattern):
 ])
 def test_config_mistakes_are_named_with_a_suggestion(tmp_path, option, message):
     proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path), '--cfg-options', option)
-    _one_line_error(proc, message)
+    one_line_error(proc, message)

@@ -15,18 +15,12 @@ import pytest
 import torch
 
 from helpers import (build_from_config, builtin_cls_options, builtin_coco_options, import_tool,
-                     run_tool, succeeded)
+                     one_line_error, run_tool, succeeded)
 from mmpoolformer.utils.errors import DatasetError, UsageError
 
 CLS = 'configs/classification/poolformer_s12_builtin.py'
 MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
 
-
-def _one_line_error(proc, pattern):
-    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith('error: ') and re.search(pattern, last), last
-    return last
 
 
 # --------------------------------------------------------------------------- #
@@ -47,7 +41,7 @@ def test_bad_training_image_is_named(tiny_cls_data, tmp_path, fault):
     proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path / 'work'),
                     *builtin_cls_options(str(root)))
     name = re.escape(os.path.basename(images[0]))
-    _one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*on_error')
+    one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*on_error')
 
 
 def test_bad_training_image_can_be_skipped_with_a_warning(tiny_cls_data, tmp_path):
@@ -77,7 +71,7 @@ def test_bad_test_image_is_named_by_tools_test(tiny_cls_data, tmp_path, fault):
     proc = run_tool('tools/test.py', CLS, _untrained_checkpoint(tmp_path),
                     '--work-dir', str(tmp_path / 'work'), *builtin_cls_options(str(root)))
     name = re.escape(os.path.basename(bad))
-    _one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*on_error')
+    one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*on_error')
 
 
 def test_bad_test_image_can_be_skipped_and_counted(tiny_cls_data, tmp_path):
@@ -138,7 +132,7 @@ def test_truncated_coco_json_is_named(builtin_coco, tmp_path):
     proc = run_tool('tools/train.py', MASKRCNN, '--work-dir', str(tmp_path / 'work'),
                     *builtin_coco_options(str(root), 'unused', num_workers=0),
                     'model.backbone.init_cfg=None')
-    _one_line_error(proc, r'instances_train2017\.json: not valid JSON')
+    one_line_error(proc, r'instances_train2017\.json: not valid JSON')
 
 
 def test_empty_coco_set_is_named(builtin_coco, tmp_path):
@@ -151,7 +145,7 @@ def test_empty_coco_set_is_named(builtin_coco, tmp_path):
     proc = run_tool('tools/train.py', MASKRCNN, '--work-dir', str(tmp_path / 'work'),
                     *builtin_coco_options(str(root), 'unused', num_workers=0),
                     'model.backbone.init_cfg=None')
-    _one_line_error(proc, r'instances_train2017\.json: the data set is empty')
+    one_line_error(proc, r'instances_train2017\.json: the data set is empty')
 
 
 def test_empty_image_folder_is_named(tmp_path):
@@ -159,7 +153,7 @@ def test_empty_image_folder_is_named(tmp_path):
         os.makedirs(tmp_path / 'data' / split)
     proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path / 'work'),
                     *builtin_cls_options(str(tmp_path / 'data')))
-    _one_line_error(proc, r'empty data set: .*data/train')
+    one_line_error(proc, r'empty data set: .*data/train')
 
 
 def test_empty_segmentation_set_is_named(builtin_ade20k, tmp_path):
@@ -172,7 +166,7 @@ def test_empty_segmentation_set_is_named(builtin_ade20k, tmp_path):
                     '--work-dir', str(tmp_path / 'work'),
                     *builtin_seg_options(str(root), 'unused', num_workers=0),
                     'model.backbone.init_cfg=None')
-    _one_line_error(proc, r'segmentation data set is empty')
+    one_line_error(proc, r'segmentation data set is empty')
 
 
 def test_coco_checks_live_in_a_coco_api_subclass(tmp_path):
@@ -210,7 +204,7 @@ def test_inference_api_refuses_non_images_and_huge_images(tmp_path):
     with pytest.raises(UsageError, match=r'not an image \(got array of shape \(5,\)\)'):
         check_image(np.zeros(5))
     proc = run_tool('tools/inference.py', CLS, 'none.pth', str(text))
-    _one_line_error(proc, r'notes\.png is not an image')
+    one_line_error(proc, r'notes\.png is not an image')
     # A folder: every file the inferencer would read is checked, whatever its name.
     folder = tmp_path / 'folder'
     folder.mkdir()

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ROOT, build_from_config, loader_options, randomize_, run_tool, succeeded
+from helpers import (ROOT, build_from_config, loader_options, one_line_error, randomize_, run_tool,
+                     succeeded)
 
 DOC = os.path.join(ROOT, 'docs', 'finetune.md')
 FRUIT = ('apple', 'banana', 'cherry')
@@ -35,12 +36,6 @@ def doc_configs(tmp_path):
         (tmp_path / name).write_text(text)
     return {os.path.basename(name): str(tmp_path / name) for _, name in blocks}
 
-
-def _one_line_error(proc, pattern):
-    last = proc.stderr.strip().splitlines()[-1]
-    assert proc.returncode != 0 and last.startswith('error: '), proc.stderr[-3000:]
-    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-    assert re.search(pattern, last), last
 
 
 def _state_dict(path):
@@ -113,7 +108,7 @@ def test_class_count_must_match_the_folders(doc_configs, flowers, tmp_path):
     proc = run_tool('tools/train.py', doc_configs['poolformer_s12_flowers.py'],
                     '--work-dir', str(tmp_path / 'work'), '--cfg-options',
                     *loader_options(flowers, 0), 'model.head.num_classes=4')
-    _one_line_error(proc, r'model\.head\.num_classes is 4, but .*flowers\d*/train \(a class '
+    one_line_error(proc, r'model\.head\.num_classes is 4, but .*flowers\d*/train \(a class '
                           r'per sub-folder\) has 3 classes')
     assert not (tmp_path / 'work').exists()
 
@@ -126,7 +121,7 @@ def test_backbone_of_another_arch_is_still_an_error(doc_configs, flowers, tmp_pa
     proc = run_tool('tools/train.py', doc_configs['poolformer_s12_flowers.py'],
                     '--work-dir', str(tmp_path / 'work'), '--cfg-options', f'load_from={m36}',
                     *loader_options(flowers, 0), 'train_cfg.max_epochs=1')
-    _one_line_error(proc, r"m36\.pth: shape mismatch for 'backbone\.stem\.conv\.weight': "
+    one_line_error(proc, r"m36\.pth: shape mismatch for 'backbone\.stem\.conv\.weight': "
                           r'checkpoint has \(96, 3, 7, 7\), model has \(64, 3, 7, 7\)')
     assert not os.path.exists(tmp_path / 'work' / 'epoch_1.pth')
 
@@ -179,7 +174,7 @@ def test_detector_num_classes_set_by_hand_must_agree(doc_configs, fruit, tmp_pat
     proc = run_tool('tools/train.py', doc_configs['maskrcnn_poolformer_s12_fruit.py'],
                     '--work-dir', str(work), *_fruit_options(fruit, 'unused'),
                     'model.roi_head.mask_head.num_classes=4')
-    _one_line_error(proc, r'model\.roi_head\.mask_head\.num_classes is 4, but '
+    one_line_error(proc, r'model\.roi_head\.mask_head\.num_classes is 4, but '
                           r'train_dataloader\.dataset\.metainfo\.classes has 3 classes')
     assert not work.exists()  # stopped before the Runner wrote anything
 
@@ -206,7 +201,7 @@ def test_unknown_class_name_is_named(doc_configs, fruit, tmp_path):
                     'model.backbone.init_cfg=None',
                     *[f'{loader}.dataset.metainfo.classes={classes}'
                       for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')])
-    _one_line_error(proc, r"instances_train\.json: metainfo class 'banan' is not the name of a "
+    one_line_error(proc, r"instances_train\.json: metainfo class 'banan' is not the name of a "
                           r"category; .* \(did you mean 'banana'\?\)")
 
 
@@ -268,6 +263,6 @@ def test_label_value_outside_the_classes_is_named(doc_configs, tmp_path,
                     '--work-dir', str(tmp_path / 'work'),
                     *_streets_options(root, reduce_zero_label, 'unused'),
                     'model.backbone.init_cfg=None')
-    _one_line_error(proc, rf'{re.escape(culprit)}: label value\(s\) \[{bad}\] outside the 5 '
+    one_line_error(proc, rf'{re.escape(culprit)}: label value\(s\) \[{bad}\] outside the 5 '
                           rf'classes .*reduce_zero_label={reduce_zero_label}\)')
     assert not os.path.exists(tmp_path / 'work' / 'iter_1.pth')

@@ -17,16 +17,10 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
-from helpers import ROOT, builtin_cls_options, loader_options
+from helpers import ROOT, builtin_cls_options, loader_options, one_line_error
 
 CLS = 'configs/classification/poolformer_s12_builtin.py'
 
-
-def _one_line_error(proc, pattern):
-    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith('error: ') and re.search(pattern, last), last
-    return last
 
 
 # --------------------------------------------------------------------------- #
@@ -533,7 +527,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_cls_dat
          *builtin_cls_options(tiny_cls_data, max_epochs=3), 'train_cfg.val_interval=3'],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, PYTHONPATH=ROOT))
-    last = _one_line_error(proc, r'non-finite loss at iteration 3 \(epoch 3\): loss=nan;')
+    last = one_line_error(proc, r'non-finite loss at iteration 3 \(epoch 3\): loss=nan;')
     assert re.search(rf'last good checkpoint is .*epoch_2\.pth.*tools/train\.py {CLS} '
                      rf'--work-dir {re.escape(str(work))} --resume', last), last
     saved = sorted(os.path.basename(p) for p in glob.glob(str(work / '*.pth')))
