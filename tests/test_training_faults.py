@@ -295,7 +295,8 @@ def test_sbatch_template_requeues_a_job_stopped_before_its_time_limit(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     lines = calls.read_text().splitlines()
-    train = (f'srun --kill-on-bad-exit=1 python -u tools/train.py {CLS} '
+    python = os.path.join(ROOT, '.venv', 'bin', 'python')  # the checkout's, never a bare one
+    train = (f'srun --kill-on-bad-exit=1 {python} -u tools/train.py {CLS} '
              f'--work-dir={tmp_path / "work"} --resume --launcher=slurm')
     assert lines[1:] == [train, 'scontrol requeue 42', train], lines
     assert 'run 2:' in proc.stdout

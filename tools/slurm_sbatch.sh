@@ -20,6 +20,9 @@ EXIT_STOPPED=75  # mmpoolformer.engine.EXIT_STOPPED
 CONFIG=$1
 WORK_DIR=${2:-work_dirs/${SLURM_JOB_NAME:-$(basename "$CONFIG" .py)}}
 cd "${SLURM_SUBMIT_DIR:-.}"  # slurm runs a copy of this script, elsewhere
+# The checkout's .venv python (PYTHON overrides it), and a port of this job's own.
+PYTHON=${PYTHON:-$PWD/.venv/bin/python}
+export MASTER_PORT=${MASTER_PORT:-$((20000 + ${SLURM_JOB_ID:-0} % 40000))}
 echo "job ${SLURM_JOB_ID:-?}, run $(( ${SLURM_RESTART_COUNT:-0} + 1 )): $CONFIG -> $WORK_DIR"
 
 PREEMPTED=0
@@ -27,7 +30,7 @@ trap 'PREEMPTED=1' TERM  # slurm signals this shell too when it preempts the job
 trap ':' USR1            # and with --signal=B:USR1 the warning comes here: not fatal
 # --resume: the latest checkpoint in WORK_DIR, or a fresh start on the first run.
 PYTHONPATH="$PWD:${PYTHONPATH:-}" \
-srun --kill-on-bad-exit=1 python -u tools/train.py "$CONFIG" --work-dir="$WORK_DIR" \
+srun --kill-on-bad-exit=1 "$PYTHON" -u tools/train.py "$CONFIG" --work-dir="$WORK_DIR" \
     --resume --launcher=slurm "${@:3}" &
 SRUN=$!
 while :; do  # a trap ends `wait` early: wait again until srun has exited
