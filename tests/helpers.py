@@ -107,6 +107,17 @@ def last_metrics(work_dir):
             if 'step' in s and not any(k.startswith(('loss', 'lr')) for k in s)][-1]
 
 
+def trained_steps_of_last_run(work_dir):
+    """(epoch, iteration) of every training entry the last mmengine run in work_dir
+    logged, iterations counted from the start of training, as mmengine counts them."""
+    import glob
+    import json
+    logs = sorted(glob.glob(os.path.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    assert logs, f'no run in {work_dir} logged scalars'
+    entries = [json.loads(line) for line in open(logs[-1])]
+    return [(entry.get('epoch'), entry['iter']) for entry in entries if 'iter' in entry]
+
+
 # CI runs the main job (tools/run_main.sh) before the suite and sets this, so that
 # the suite checks the main job's own classifier, COCO set and Mask R-CNN instead of
 # training the same models again (about 8 of the suite's minutes on 2 cores).

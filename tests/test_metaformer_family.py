@@ -3,6 +3,7 @@ CAFormer): sizes, timm parity, the sail-sg/metaformer layout, backbone options,
 RandFormer at other resolutions, and the dense configs."""
 import math
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -184,16 +185,55 @@ def test_random_mixing_on_its_own_grid_uses_the_stored_matrix():
     assert torch.allclose(mixer(x), expected, atol=1e-6)
 
 
+def _linear_resampling(n_out, n_in):
+    """The n_out x n_in matrix of 1-D linear interpolation with half-pixel centres
+    (PyTorch's align_corners=False, no antialiasing): output i samples the input at
+    (i + 0.5) * n_in / n_out - 0.5, clamped at 0, between its two neighbours."""
+    weights = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        x = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+        left = int(x)
+        right = min(left + 1, n_in - 1)
+        weights[i, left] += 1 - (x - left)
+        weights[i, right] += x - left
+    return weights
+
+
 @pytest.mark.parametrize('size', [(7, 7), (20, 31), (64, 40)])
-def test_random_mixing_resampled_to_other_grids_stays_a_convex_mixing(size):
+def test_random_mixing_resampled_to_other_grids_is_the_bilinear_resampling(size):
+    """Token (i, j) of an HxW grid mixes token (k, l) with the stored weight between
+    their positions on the 14x14 grid, bilinearly interpolated on both axes of both
+    the target and the source token, each row then renormalised. Computed here with
+    numpy, independently of the mixer's use of F.interpolate."""
     mixer = RandomMixing(dim=4, num_tokens=196)
-    matrix = mixer.mixing_matrix(*size)
-    n = size[0] * size[1]
-    assert matrix.shape == (n, n)
-    assert (matrix >= 0).all()
-    assert torch.allclose(matrix.sum(-1), torch.ones(n), atol=1e-5)
-    # Constant feature maps stay constant; the mixing follows positions.
-    assert torch.allclose(mixer(torch.full((1, 4, *size), 3.0)), torch.tensor(3.0), atol=1e-4)
+    height, width = size
+    matrix = mixer.mixing_matrix(height, width)
+    # Bilinear = linear along rows times linear along columns; the token index is
+    # i * width + j, so the resampling of a flattened grid is a Kronecker product.
+    grid = np.kron(_linear_resampling(height, 14), _linear_resampling(width, 14))
+    expected = grid @ mixer.random_matrix.double().numpy() @ grid.T
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert matrix.shape == expected.shape == (height * width, height * width)
+    np.testing.assert_allclose(matrix.double().numpy(), expected, rtol=1e-5, atol=1e-9)
+    x = torch.randn(1, 4, *size)
+    mixed = np.einsum('mn,bcn->bcm', expected, x.flatten(2).double().numpy())
+    np.testing.assert_allclose(mixer(x).flatten(2).numpy(), mixed, rtol=1e-4, atol=1e-5)
+
+
+def test_random_mixing_resampled_by_hand():
+    """A 2x2 stored grid (tokens (0, 0), (0, 1), (1, 0), (1, 1)) resampled to 1x2:
+    the two grid rows merge with weights 1/2 each, the columns stay. Target (0, j)
+    averages stored rows (0, j) and (1, j); its weight on source (0, l) adds their
+    weights on stored tokens (0, l) and (1, l):
+    (0, 0) -> [(1 + 0) + (0 + 1), 0] / 2 = [1, 0];
+    (0, 1) -> [(0.5 + 0) + (0 + 0.25), (0.5 + 0) + (0 + 0.75)] / 2 = [0.375, 0.625]."""
+    mixer = RandomMixing(dim=1, num_tokens=4)
+    with torch.no_grad():
+        mixer.random_matrix.copy_(torch.tensor([[1.0, 0.0, 0.0, 0.0],
+                                                [0.5, 0.5, 0.0, 0.0],
+                                                [0.0, 0.0, 1.0, 0.0],
+                                                [0.0, 0.0, 0.25, 0.75]]))
+    assert torch.allclose(mixer.mixing_matrix(1, 2), torch.tensor([[1.0, 0.0], [0.375, 0.625]]))
 
 
 def test_random_mixing_resampling_is_smooth_in_resolution():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from helpers import (builtin_cls_options, mmpretrain_classifier, official_from_mmpretrain,
-                     randomize_, run_tool, succeeded)
+                     randomize_, run_tool, succeeded, trained_steps_of_last_run)
 
 CONFIG = 'configs/classification/poolformer_s12_builtin.py'
 
@@ -77,11 +77,15 @@ def test_unknown_arch_in_config_is_one_line():
 
 
 def test_resume_continues_from_the_latest_checkpoint(tiny_cls_data, tmp_path):
-    """mmengine's own checkpoints load under weights_only=True (allow-listed types)."""
+    """mmengine's own checkpoints load under weights_only=True (allow-listed types).
+    32 training images in one batch: one iteration an epoch."""
     work = str(tmp_path / 'work')
     succeeded(run_tool('tools/train.py', CONFIG, '--work-dir', work,
                  *builtin_cls_options(tiny_cls_data, max_epochs=1)))
     out = succeeded(run_tool('tools/train.py', CONFIG, '--work-dir', work, '--resume',
-                       *builtin_cls_options(tiny_cls_data, max_epochs=2)))
-    assert 'resumed epoch: 1' in out
+                       *builtin_cls_options(tiny_cls_data, max_epochs=2),
+                       'default_hooks.logger.interval=1'))
+    assert f'Load checkpoint from {work}/epoch_1.pth' in out
+    assert 'resumed epoch: 1, iter: 1\n' in out
+    assert trained_steps_of_last_run(work) == [(2, 2)]  # epoch 2 alone
     assert os.path.isfile(os.path.join(work, 'epoch_2.pth'))

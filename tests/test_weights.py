@@ -1,4 +1,6 @@
 """Weights of all public layouts load, with numerical parity to timm and mmpretrain."""
+import logging
+
 import pytest
 import timm
 import torch
@@ -112,15 +114,29 @@ def test_init_cfg_loads_every_layout_into_a_dense_backbone(layout, tmp_path):
         assert (got - want).abs().max() <= TOL
 
 
-def test_partial_load_lists_missing_and_unexpected(tmp_path, capsys):
+def test_partial_load_lists_missing_and_unexpected(tmp_path):
+    from mmengine.logging import MMLogger
     state_dict = _ours('s12').state_dict()
     state_dict.pop('head.fc.weight')
     state_dict['backbone.extra.weight'] = torch.zeros(3)
     path = tmp_path / 'partial.pth'
     torch.save(state_dict, path)
-    missing, unexpected = load_model_weights(_ours('s12'), str(path))
+    # mmengine's logger does not propagate and keeps the stdout it was made with, so
+    # listen on it directly.
+    logger, records = MMLogger.get_current_instance(), []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        missing, unexpected = load_model_weights(_ours('s12'), str(path))
+    finally:
+        logger.removeHandler(handler)
     assert missing == ['head.fc.weight']
     assert unexpected == ['backbone.extra.weight']
+    logged = '\n'.join(record.getMessage() for record in records)
+    assert f'loaded {len(state_dict) - 1} tensors from {path} (mmpoolformer layout)' in logged
+    assert 'missing keys (1): head.fc.weight' in logged
+    assert 'unexpected keys (1): backbone.extra.weight' in logged
 
 
 def test_wrong_arch_names_key_and_shapes(tmp_path):
