@@ -95,7 +95,8 @@ def test_init_cfg_loads_every_layout_into_a_dense_backbone(layout, tmp_path):
     torch.save(state_dict, path)
 
     backbone = PoolFormer('s12', out_indices=(0, 1, 2, 3), channels_last_eval=False,
-                          init_cfg=dict(type='mmpoolformer.PretrainedAnyLayout', checkpoint=str(path)))
+                          init_cfg=dict(type='mmpoolformer.PretrainedAnyLayout',
+                                        checkpoint=str(path)))
     backbone.init_weights()
     backbone.eval()
     x = torch.randn(1, 3, 96, 128)
