@@ -9,8 +9,17 @@ import shutil
 import pytest
 import torch
 
-from helpers import (ROOT, build_from_config, builtin_cls_options, mmpretrain_classifier,
-                     official_from_mmpretrain, one_line_error, randomize_, run_tool, succeeded)
+from helpers import (
+    ROOT,
+    build_from_config,
+    builtin_cls_options,
+    mmpretrain_classifier,
+    official_from_mmpretrain,
+    one_line_error,
+    randomize_,
+    run_tool,
+    succeeded,
+)
 from mmpoolformer.checkpoint import load_file, trust_checkpoint
 from mmpoolformer.utils.errors import CheckpointError
 

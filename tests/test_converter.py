@@ -3,10 +3,22 @@ import pytest
 import timm
 import torch
 
-from helpers import (build_from_config, mmpretrain_classifier, official_from_mmpretrain, randomize_,
-                     run_tool)
-from mmpoolformer.checkpoint import (V1_LAYOUTS, convert_from_mmpoolformer, convert_to_mmpoolformer,
-                                     detect_layout, get_state_dict, load_file, load_model_weights)
+from helpers import (
+    build_from_config,
+    mmpretrain_classifier,
+    official_from_mmpretrain,
+    randomize_,
+    run_tool,
+)
+from mmpoolformer.checkpoint import (
+    V1_LAYOUTS,
+    convert_from_mmpoolformer,
+    convert_to_mmpoolformer,
+    detect_layout,
+    get_state_dict,
+    load_file,
+    load_model_weights,
+)
 
 
 def _sources():

@@ -14,8 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import (build_from_config, builtin_cls_options, builtin_coco_options, import_tool,
-                     one_line_error, run_tool, succeeded)
+from helpers import (
+    build_from_config,
+    builtin_cls_options,
+    builtin_coco_options,
+    import_tool,
+    one_line_error,
+    run_tool,
+    succeeded,
+)
 from mmpoolformer.utils.errors import DatasetError, UsageError
 
 CLS = 'configs/classification/poolformer_s12_builtin.py'

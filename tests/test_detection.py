@@ -9,8 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import (REUSE_MAIN_JOB, builtin_coco_options, last_metrics, main_job_output, run_tool,
-                     succeeded)
+from helpers import (
+    REUSE_MAIN_JOB,
+    builtin_coco_options,
+    last_metrics,
+    main_job_output,
+    run_tool,
+    succeeded,
+)
 
 MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
 RETINANET = 'configs/detection/retinanet_poolformer_s12_builtin.py'

@@ -17,8 +17,15 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import (ROOT, build_from_config, loader_options, one_line_error, randomize_, run_tool,
-                     succeeded)
+from helpers import (
+    ROOT,
+    build_from_config,
+    loader_options,
+    one_line_error,
+    randomize_,
+    run_tool,
+    succeeded,
+)
 
 DOC = os.path.join(ROOT, 'docs', 'finetune.md')
 FRUIT = ('apple', 'banana', 'cherry')

@@ -11,8 +11,13 @@ from mmengine.registry import DefaultScope
 from timm.models.metaformer import checkpoint_filter_fn
 
 from helpers import build_from_config, count_macs, count_parameters, randomize_
-from mmpoolformer.checkpoint import (V2_LAYOUTS, convert_from_mmpoolformer, convert_to_mmpoolformer,
-                                     detect_layout, load_model_weights)
+from mmpoolformer.checkpoint import (
+    V2_LAYOUTS,
+    convert_from_mmpoolformer,
+    convert_to_mmpoolformer,
+    detect_layout,
+    load_model_weights,
+)
 from mmpoolformer.models import CAFormer, ConvFormer, IdentityFormer, PoolFormerV2, RandFormer
 from mmpoolformer.models.layers import RandomMixing
 from mmpoolformer.utils.errors import ConfigError

@@ -14,10 +14,20 @@ import pytest
 import torch
 
 from helpers import trained_like
-from mmpoolformer.checkpoint import (V1_LAYOUTS, V2_LAYOUTS, convert_from_mmpoolformer,
-                                     convert_to_mmpoolformer)
-from mmpoolformer.models import (CAFormer, ConvFormer, IdentityFormer, PoolFormer, PoolFormerV2,
-                                 RandFormer)
+from mmpoolformer.checkpoint import (
+    V1_LAYOUTS,
+    V2_LAYOUTS,
+    convert_from_mmpoolformer,
+    convert_to_mmpoolformer,
+)
+from mmpoolformer.models import (
+    CAFormer,
+    ConvFormer,
+    IdentityFormer,
+    PoolFormer,
+    PoolFormerV2,
+    RandFormer,
+)
 from mmpoolformer.models.backbones.deploy import DeployedPoolFormerBlock, switch_to_deploy
 
 # Every size of the papers (Yu et al., arXiv 2111.11418 Table 1; arXiv 2210.13452

@@ -6,8 +6,15 @@ import re
 import pytest
 import torch
 
-from helpers import (builtin_cls_options, mmpretrain_classifier, official_from_mmpretrain,
-                     randomize_, run_tool, succeeded, trained_steps_of_last_run)
+from helpers import (
+    builtin_cls_options,
+    mmpretrain_classifier,
+    official_from_mmpretrain,
+    randomize_,
+    run_tool,
+    succeeded,
+    trained_steps_of_last_run,
+)
 
 CONFIG = 'configs/classification/poolformer_s12_builtin.py'
 

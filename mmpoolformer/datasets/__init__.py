@@ -1,5 +1,8 @@
-from .ade20k import (LoadSegAnnotationsChecked, ValidatedADE20KDataset,  # noqa: F401
-                     ValidatedSegDataset)
+from .ade20k import (  # noqa: F401
+    LoadSegAnnotationsChecked,
+    ValidatedADE20KDataset,
+    ValidatedSegDataset,
+)
 from .coco import ValidatedCocoDataset  # noqa: F401
 from .folder import ValidatedImageFolder  # noqa: F401
 from .transforms import LoadImageChecked  # noqa: F401

@@ -1,3 +1,9 @@
 """Deployment: ONNX export checked with ONNX Runtime (``onnx.py``)."""
-from .onnx import (RTOL, ExportReport, check_onnx, check_tolerance, export_onnx,  # noqa: F401
-                   export_wrapper)
+from .onnx import (  # noqa: F401
+    RTOL,
+    ExportReport,
+    check_onnx,
+    check_tolerance,
+    export_onnx,
+    export_wrapper,
+)

@@ -33,8 +33,12 @@ from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
 from mmpoolformer.registry import HOOKS
 from mmpoolformer.utils.errors import TrainingError, UsageError
 
-from .resume import (ATOMIC_BACKEND, AtomicLocalBackend, ResumableEpochBasedTrainLoop,
-                     register_atomic_backend)
+from .resume import (
+    ATOMIC_BACKEND,
+    AtomicLocalBackend,
+    ResumableEpochBasedTrainLoop,
+    register_atomic_backend,
+)
 
 # sysexits.h EX_TEMPFAIL, "temporary failure, the user is invited to retry": stopped
 # by a signal with the last iteration saved; run again with --resume.

@@ -8,8 +8,12 @@ from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import find_latest_checkpoint
 
-from mmpoolformer.checkpoint import (check_shapes, convert_to_mmpoolformer, get_state_dict,
-                                     skipped_message)
+from mmpoolformer.checkpoint import (
+    check_shapes,
+    convert_to_mmpoolformer,
+    get_state_dict,
+    skipped_message,
+)
 from mmpoolformer.models.backbones.deploy import switch_to_deploy
 from mmpoolformer.registry import HOOKS
 from mmpoolformer.utils.errors import TrainingError

@@ -7,8 +7,13 @@ import os
 import torch
 
 from mmpoolformer.apis.run import parse_args_trusting
-from mmpoolformer.checkpoint import (LAYOUTS, convert_from_mmpoolformer, convert_to_mmpoolformer,
-                                     get_state_dict, load_file)
+from mmpoolformer.checkpoint import (
+    LAYOUTS,
+    convert_from_mmpoolformer,
+    convert_to_mmpoolformer,
+    get_state_dict,
+    load_file,
+)
 from mmpoolformer.utils.cli import cli
 
 

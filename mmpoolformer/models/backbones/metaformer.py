@@ -39,8 +39,13 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_init
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmpoolformer.models.layers import (ConvMlp, Downsampling, build_norm, scale_or_identity,
-                                        use_onednn_mlps)
+from mmpoolformer.models.layers import (
+    ConvMlp,
+    Downsampling,
+    build_norm,
+    scale_or_identity,
+    use_onednn_mlps,
+)
 from mmpoolformer.registry import MODELS, build_in_our_scope
 from mmpoolformer.utils.errors import ConfigError, closest_name_hint
 
