@@ -1,6 +1,7 @@
 """The linters, configured in pyproject.toml, are clean over the repository: ruff
 (pycodestyle, pyflakes, import order, bugbear, pyupgrade; 100 columns), isort (black's
-wrapping, which ruff's import rule checks) and codespell; and pre-commit runs them without downloading anything."""
+wrapping, which ruff's import rule checks) and codespell; and pre-commit runs them
+without downloading anything."""
 import os
 import subprocess
 import sys
