@@ -68,12 +68,58 @@ def test_upload_an_image_and_see_the_top_classes(demo_server, tiny_cls_data):
     assert os.path.getsize(os.path.join(ARTIFACTS, 'web_demo.png')) > 10_000
 
 
-@pytest.mark.parametrize('config', ['configs/detection/maskrcnn_poolformer_s12_builtin.py',
-                                    'configs/segmentation/fpn_poolformer_s12_builtin.py'])
-def test_dense_predictors_draw_on_the_image(config):
-    """Untrained weights are enough to check the drawing: an RGB image of the input's size."""
+def _predictor_and_inferencer(config, monkeypatch):
+    """The demo's drawing function for config (untrained weights, seeded) and the
+    inferencer it draws with, to ask it for the predictions themselves."""
+    import torch
+    app = import_tool('tools/demo/app.py')
+    made, real = [], app.build_inferencer
+    monkeypatch.setattr(app, 'build_inferencer', lambda *a, **k: made.append(real(*a, **k))
+                        or made[-1])
+    torch.manual_seed(0)
+    predict, kind = app.make_predictor(os.path.join(ROOT, config))
+    assert kind == 'image'
+    return predict, made[0]
+
+
+def test_segmentation_demo_draws_each_pixel_in_its_class_colour(monkeypatch):
+    """Untrained weights are enough to check the drawing: every pixel of the RGB
+    upload is blended with the palette colour of its predicted class, 0.8 of the
+    colour (mmseg's default opacity), except where class names are written."""
     import numpy as np
-    predict, kind = import_tool('tools/demo/app.py').make_predictor(os.path.join(ROOT, config))
+    predict, inferencer = _predictor_and_inferencer(
+        'configs/segmentation/fpn_poolformer_s12_builtin.py', monkeypatch)
     image = np.random.default_rng(0).integers(0, 255, (150, 190, 3), dtype=np.uint8)
     drawn = predict(image)
-    assert kind == 'image' and drawn.shape == image.shape and drawn.dtype == np.uint8
+    assert drawn.shape == image.shape and drawn.dtype == np.uint8
+    # The inferencer takes BGR arrays, as cv2 reads them.
+    classes = inferencer(image[..., ::-1].copy(), return_datasamples=True)
+    classes = classes.pred_sem_seg.data[0].numpy()
+    assert len(np.unique(classes)) > 1  # so that a wrong colour anywhere shows
+    palette = np.array(inferencer.model.dataset_meta['palette'])  # RGB
+    expected = 0.2 * image + 0.8 * palette[classes]
+    close = (np.abs(drawn - expected) <= 1.5).all(-1)
+    assert close.mean() > 0.9, close.mean()
+
+
+def test_detection_demo_draws_on_the_predicted_instances_only(monkeypatch):
+    """Untrained weights, seeded, give a score of about 0.4-0.5 to each of 20
+    instances: pixels in their masks change, pixels away from every box (and the
+    class name written at its top left) are those of the RGB upload."""
+    import numpy as np
+    predict, inferencer = _predictor_and_inferencer(
+        'configs/detection/maskrcnn_poolformer_s12_builtin.py', monkeypatch)
+    image = np.random.default_rng(0).integers(0, 255, (150, 190, 3), dtype=np.uint8)
+    drawn = predict(image)
+    assert drawn.shape == image.shape and drawn.dtype == np.uint8
+    found = inferencer(image[..., ::-1].copy(), return_datasamples=True)['predictions'][0]
+    instances = found.pred_instances[found.pred_instances.scores >= 0.3]  # the demo's threshold
+    assert len(instances) > 0
+    changed = (drawn != image).any(-1)
+    masks = instances.masks.numpy().any(0)
+    assert changed[masks].mean() > 0.95
+    near = np.zeros_like(masks)
+    for x1, y1, x2, y2 in instances.bboxes.numpy().astype(int):
+        near[max(y1 - 15, 0):y2 + 16, max(x1 - 15, 0):x2 + 60] = True
+    assert (~near).sum() > 1000  # enough of the image is left to compare
+    assert not changed[~near].any()

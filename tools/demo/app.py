@@ -33,9 +33,11 @@ def make_predictor(config: str, checkpoint: str = None, device: str = 'cpu',
     extra = dict(pred_score_thr=score_thr) if scope == 'mmdet' else {}
 
     def draw(image: np.ndarray) -> np.ndarray:
-        # The inferencers take BGR arrays and return RGB drawings.
-        vis = inferencer(image[..., ::-1].copy(), return_vis=True, **extra)['visualization']
-        return vis[0] if isinstance(vis, list) else vis  # mmseg returns one image unlisted
+        # The inferencers give an array to the model as BGR (cv2's order) but draw on it
+        # as it is: the model gets a BGR copy, the drawing the RGB upload.
+        result = inferencer(image[..., ::-1].copy(), return_datasamples=True)
+        preds = result['predictions'] if isinstance(result, dict) else [result]  # mmseg: bare
+        return inferencer.visualize([image], preds, return_vis=True, **extra)[0]
     return draw, 'image'
 
 
