@@ -153,6 +153,31 @@ def builtin_seg_options(data_root, pretrained, num_workers=2):
             *loader_options(data_root, num_workers)]
 
 
+def tracked_folders(tracked) -> set:
+    """Every folder that holds a tracked file, at any depth."""
+    folders = set()
+    for path in tracked:
+        path = os.path.dirname(path)
+        while path:
+            folders.add(path)
+            path = os.path.dirname(path)
+    return folders
+
+
+def toy_model():
+    """The smallest mmengine model that trains: one linear layer, loss = output**2."""
+    from mmengine.model import BaseModel
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 1)
+
+        def forward(self, inputs, mode='loss'):
+            return dict(loss=self.linear(torch.stack(inputs)).pow(2).mean())
+    return Toy()
+
+
 def one_line_error(proc, pattern):
     """The tool failed with one ``error:`` line matching ``pattern`` and no traceback;
     returns that line."""

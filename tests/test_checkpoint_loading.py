@@ -19,6 +19,7 @@ from helpers import (
     randomize_,
     run_tool,
     succeeded,
+    toy_model,
 )
 from mmpoolformer.checkpoint import load_file, trust_checkpoint
 from mmpoolformer.utils.errors import CheckpointError
@@ -163,16 +164,7 @@ def test_last_checkpoint_is_never_written_in_place(tmp_path, monkeypatch):
     is renamed into place, so a crash cannot leave it half written."""
     import builtins
 
-    from mmengine.model import BaseModel
     from mmengine.runner import Runner
-
-    class Toy(BaseModel):
-        def __init__(self):
-            super().__init__()
-            self.linear = torch.nn.Linear(2, 1)
-
-        def forward(self, inputs, mode='loss'):
-            return dict(loss=self.linear(torch.stack(inputs)).pow(2).mean())
 
     work = tmp_path / 'work'
     pointer = os.path.abspath(work / 'last_checkpoint')
@@ -185,7 +177,7 @@ def test_last_checkpoint_is_never_written_in_place(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, 'open', recording_open)
     runner = Runner(
-        model=Toy(), work_dir=str(work),
+        model=toy_model(), work_dir=str(work),
         train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
                               sampler=dict(type='DefaultSampler', shuffle=False),
                               collate_fn=dict(type='pseudo_collate')),

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from helpers import ROOT, import_tool, run_tool
+from helpers import ROOT, import_tool, run_tool, tracked_folders
 
 tables = import_tool('tools/analysis/benchmark_tables.py')
 
@@ -211,8 +211,7 @@ def test_relative_links_reach_tracked_files_and_headings():
                                  text=True).stdout.splitlines())
     if not tracked:
         pytest.skip('not a git checkout')
-    tracked_dirs = {os.path.dirname(p) for p in tracked}
-    tracked_dirs |= {d for p in list(tracked_dirs) for d in _parents(p)}
+    tracked_dirs = tracked_folders(tracked)
     problems = []
     for doc in DOCS:
         for target in LINK.findall(FENCE.sub('', _read(doc))):
@@ -226,12 +225,6 @@ def test_relative_links_reach_tracked_files_and_headings():
                 problems.append(f'{doc}: link ({target}): {path} has no heading #{anchor}')
     assert not problems, '\n'.join(sorted(set(problems)))
 
-
-def _parents(path):
-    while path:
-        path = os.path.dirname(path)
-        if path:
-            yield path
 
 
 def test_link_check_sees_a_broken_link():

@@ -15,7 +15,7 @@ import tokenize
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, tracked_folders
 
 TOP_FOLDERS = ('tools', 'configs', 'mmpoolformer', 'docs', 'demo', 'requirements', 'tests', '.ci')
 # A path inside the repository: a top folder, then path characters; paths with
@@ -59,8 +59,7 @@ def test_named_paths_are_tracked_and_not_ignored():
     if _git('rev-parse', '--is-inside-work-tree').stdout.strip() != 'true':
         pytest.skip('not a git checkout')
     tracked = set(_git('ls-files').stdout.splitlines())
-    tracked_dirs = {os.path.dirname(p) for p in tracked}
-    tracked_dirs |= {d for p in list(tracked_dirs) for d in _parents(p)}
+    tracked_dirs = tracked_folders(tracked)
     problems = []
     for path, source in _named_paths():
         if path in tracked or path in tracked_dirs:
@@ -71,12 +70,6 @@ def test_named_paths_are_tracked_and_not_ignored():
             problems.append(f'{path} (named in {source}) is {why}')
     assert not problems, '\n'.join(sorted(set(problems)))
 
-
-def _parents(path):
-    while path:
-        path = os.path.dirname(path)
-        if path:
-            yield path
 
 
 def test_readme_layout_names_every_folder_of_the_package():

@@ -20,6 +20,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
+from helpers import toy_model
 from mmpoolformer.datasets.builtin import SHAPES
 
 WORLD = 2
@@ -109,25 +110,13 @@ def _build_datasets(data):
     return results
 
 
-def _toy_model():
-    from mmengine.model import BaseModel
-
-    class Toy(BaseModel):
-        def __init__(self):
-            super().__init__()
-            self.linear = torch.nn.Linear(2, 1)
-
-        def forward(self, inputs, mode='loss'):
-            return dict(loss=self.linear(torch.stack(inputs)).pow(2).mean())
-    return Toy()
-
 
 def _train_with_checkpoint_hook(work_dir):
     """A short distributed run under AtomicCheckpointHook; per call of the hook's
     after-* methods, the file-system calls it made (any path) and which iteration."""
     from mmengine.runner import Runner
     runner = Runner(
-        model=_toy_model(), work_dir=work_dir, launcher='pytorch',
+        model=toy_model(), work_dir=work_dir, launcher='pytorch',
         env_cfg=dict(dist_cfg=dict(backend='gloo')),
         cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None,
                                         broadcast_buffers=False)),
