@@ -189,22 +189,9 @@ def arch_problem(torch, prefix: str = sys.prefix) -> Optional[str]:
     return None
 
 
-def torch_driver_problem(torch_cuda: Optional[str]) -> Optional[str]:
-    """For tools/setup_env.sh: the wheel tag to install instead (``cu128``...) when
-    the driver is known and torch's CUDA build cannot run on it, else None."""
-    driver = driver_cuda_version()
-    if driver is None or not torch_cuda or torch_fits_driver(torch_cuda, driver):
-        return None
-    return torch_variant_for_driver(driver) or 'none'
-
-
 def main(argv: Sequence[str]) -> int:
-    if list(argv[:1]) == ['torch-variant']:  # setup_env.sh: `torch-variant CUDA` -> tag
-        print(torch_driver_problem(argv[1] if len(argv) > 1 else None) or '')
-        return 0
     if list(argv) != ['check']:
-        print('usage: python mmpoolformer/utils/gpu.py check | torch-variant TORCH_CUDA',
-              file=sys.stderr)
+        print('usage: python mmpoolformer/utils/gpu.py check', file=sys.stderr)
         return 2
     problem = cuda_problem()
     if problem is None and gpus_shown() is not None:
