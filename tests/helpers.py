@@ -209,19 +209,35 @@ def trained_like(model, seed=0):
     return model.eval()
 
 
-def run_tta_test(cfg, monkeypatch, seen):
+def run_tta_test(cfg, monkeypatch):
     """Run cfg's test set as ``tools/test.py --tta`` does (``enable_tta``; checkpoints
-    read through ``load_file``), calling ``seen(data)`` with every batch the wrapped
-    model's ``test_step`` gets. Returns the TTA model and the metrics."""
+    read through ``load_file``). Returns the TTA model, the metrics, every
+    (batch, predictions) pair of the wrapped model's ``test_step`` (one call a view
+    of a batch; copies, as the merge reuses the first view's samples) and the merged
+    predictions, image by image."""
+    import copy
+
     from mmengine.runner import Runner
 
     from mmpoolformer.apis.run import enable_tta
     from mmpoolformer.checkpoint import mmengine_loads_through_load_file
     enable_tta(cfg)
     runner = Runner.from_cfg(cfg)
-    model = runner.model.module
-    real_test_step = model.test_step
-    monkeypatch.setattr(model, 'test_step', lambda data: seen(data) or real_test_step(data))
+    tta_model, views, merged = runner.model, [], []
+    view_step, merge_step = tta_model.module.test_step, tta_model.test_step
+
+    def record_view(data):
+        outputs = view_step(data)
+        views.append((data, copy.deepcopy(outputs)))
+        return outputs
+
+    def record_merge(data):
+        outputs = merge_step(data)
+        merged.extend(copy.deepcopy(outputs))
+        return outputs
+
+    monkeypatch.setattr(tta_model.module, 'test_step', record_view)
+    monkeypatch.setattr(tta_model, 'test_step', record_merge)
     with mmengine_loads_through_load_file():
         metrics = runner.test()
-    return runner.model, metrics
+    return tta_model, metrics, views, merged

@@ -140,28 +140,57 @@ def test_bad_coco_json_is_named(builtin_coco, tmp_path, fault, message):
     assert last.startswith('error: ') and re.search(message, last), last
 
 
-def test_tta_flips_each_image_for_dettta_model(builtin_coco, tmp_path, monkeypatch):
+def test_tta_merges_each_image_and_its_flip_for_dettta_model(builtin_coco, tmp_path,
+                                                             monkeypatch):
     """--tta (mmpoolformer.apis.run.enable_tta, as tools/test.py calls it) on the
     RetinaNet config: mmdet's DetTTAModel wraps the model, which sees each image as
-    it is and flipped, and CocoMetric scores the merged boxes. (Fresh weights: the
-    mechanism is checked here, not the accuracy.)"""
+    it is and flipped, and CocoMetric scores the merged boxes. The merge of one image
+    is redone here: the flipped view's boxes mirrored back, both views' boxes pooled
+    and reduced by torchvision's NMS per class. (Freshly initialised weights, boxes
+    near their anchors: the mechanism is checked here, not the accuracy.)"""
+    import torch
     from mmdet.models import DetTTAModel
+    from torchvision.ops import batched_nms
 
     from helpers import ROOT, run_tta_test
-    from mmpoolformer.apis import load_config
+    from mmpoolformer.apis import init_model, load_config
+    torch.manual_seed(0)
+    fresh = str(tmp_path / 'fresh.pth')
+    torch.save({'state_dict': init_model(RETINANET, cfg_options={
+        'model.backbone.init_cfg': None}).state_dict()}, fresh)
     ann_file = os.path.join(builtin_coco, 'annotations/instances_val2017.json')
     cfg = load_config(os.path.join(ROOT, RETINANET), {
         'test_dataloader.dataset.data_root': builtin_coco, 'test_evaluator.ann_file': ann_file,
         'test_dataloader.dataset.indices': 4, 'test_dataloader.num_workers': 0,
         'test_dataloader.persistent_workers': False,
         'model.test_cfg.score_thr': 0.0})  # fresh heads score below the default 0.05
-    cfg.work_dir = str(tmp_path)
-    flips = []
-    tta_model, metrics = run_tta_test(cfg, monkeypatch, lambda data: flips.extend(
-        s.flip for s in data['data_samples']))
+    cfg.work_dir, cfg.load_from = str(tmp_path), fresh
+    tta_model, metrics, views, merged = run_tta_test(cfg, monkeypatch)
     assert isinstance(tta_model, DetTTAModel)
-    assert sorted(flips) == [False] * 4 + [True] * 4
-    assert 0 <= metrics['coco/bbox_mAP'] <= 1
+    assert sorted(s.flip for data, _ in views for s in data['data_samples']) == \
+        [False] * 4 + [True] * 4
+    assert len(merged) == 4 and 'coco/bbox_mAP' in metrics
+
+    boxes, scores, labels = [], [], []
+    for data, predictions in views:  # one batch of 4 images, seen twice
+        assert data['data_samples'][0].img_path == merged[0].img_path
+        found = predictions[0].pred_instances
+        view_boxes = found.bboxes.clone()
+        if data['data_samples'][0].flip:  # boxes are in the original image's pixels
+            width = data['data_samples'][0].ori_shape[1]
+            view_boxes[:, [0, 2]] = width - found.bboxes[:, [2, 0]]
+        boxes.append(view_boxes)
+        scores.append(found.scores)
+        labels.append(found.labels)
+    boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
+    assert len(boxes) > 20  # more than one view's worth (max_per_img 20)
+    keep = batched_nms(boxes, scores, labels, cfg.tta_model.tta_cfg.nms.iou_threshold)
+    keep = keep[:cfg.tta_model.tta_cfg.max_per_img]
+    result = merged[0].pred_instances
+    assert len(result) == len(keep)
+    assert torch.allclose(result.bboxes, boxes[keep], atol=1e-4)
+    assert torch.allclose(result.scores, scores[keep])
+    assert torch.equal(result.labels, labels[keep])
 
 
 def test_tta_on_maskrcnn_is_one_line(tmp_path):

@@ -1,7 +1,10 @@
 """A run killed hard (SIGKILL) after a checkpoint and resumed with --resume ends
 exactly where an uninterrupted run ends: same weights, optimizer state and
 logged metrics, for epoch- and iteration-based loops. Checkpoints and
-last_checkpoint are written atomically."""
+last_checkpoint are written atomically.
+
+A seeded run from scratch reaches the same end too, so each test also checks where
+the resumed run restarted and that it trained only the iterations after that."""
 import glob
 import json
 import os
@@ -13,7 +16,8 @@ import time
 import pytest
 import torch
 
-from helpers import ROOT, builtin_coco_options, builtin_seg_options, loader_options, succeeded
+from helpers import (ROOT, builtin_coco_options, builtin_seg_options, loader_options, succeeded,
+                     trained_steps_of_last_run)
 
 pytestmark = pytest.mark.slow  # each test trains three times
 
@@ -33,12 +37,23 @@ def _run(cmd):
                           env=dict(os.environ, PYTHONPATH=ROOT))
 
 
+def _names(last_checkpoint, checkpoint):
+    try:
+        with open(last_checkpoint) as f:
+            return os.path.basename(f.read().strip()) == os.path.basename(checkpoint)
+    except FileNotFoundError:
+        return False
+
+
 def _run_and_kill_after(cmd, checkpoint):
-    """Start a training run and SIGKILL it as soon as `checkpoint` exists."""
+    """Start a training run and SIGKILL it as soon as `checkpoint` is saved and
+    last_checkpoint, which --resume reads, names it. (mmengine writes last_checkpoint
+    after the checkpoint; killed in between, the run resumes from the one before.)"""
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=ROOT))
     deadline = time.time() + 900
-    while not os.path.exists(checkpoint):
+    last_checkpoint = os.path.join(os.path.dirname(checkpoint), 'last_checkpoint')
+    while not _names(last_checkpoint, checkpoint):
         assert proc.poll() is None, 'the run ended before the checkpoint to kill after'
         assert time.time() < deadline
         time.sleep(0.05)
@@ -103,7 +118,10 @@ def test_classification_resumes_exactly(tiny_cls_data, tmp_path):
                                os.path.join(killed, 'epoch_3.pth')) == -signal.SIGKILL
     assert not os.path.exists(os.path.join(killed, 'epoch_8.pth'))
     out = succeeded(_run(_train_cmd(config, killed, options, resume=True)))
-    assert 'resumed epoch: 3' in out or 'Load checkpoint from' in out
+    # 32 images in batches of 8: 4 iterations an epoch; epoch 3 ends at iteration 12.
+    assert f'Load checkpoint from {killed}/epoch_3.pth' in out
+    assert 'resumed epoch: 3, iter: 12\n' in out
+    assert trained_steps_of_last_run(killed) == [((i - 1) // 4 + 1, i) for i in range(13, 33)]
     _assert_same_end(straight, killed, 'epoch_8.pth')
 
 
@@ -120,7 +138,11 @@ def test_detection_resumes_exactly(builtin_classifier, builtin_coco, tmp_path):
     succeeded(_run(_train_cmd(config, straight, options)))
     _run_and_kill_after(_train_cmd(config, killed, options), os.path.join(killed, 'epoch_1.pth'))
     assert not os.path.exists(os.path.join(killed, 'epoch_2.pth'))
-    succeeded(_run(_train_cmd(config, killed, options, resume=True)))
+    out = succeeded(_run(_train_cmd(config, killed, options, resume=True)))
+    # 16 images in batches of 4: epoch 1 ends at iteration 4; logged every 2 iterations.
+    assert f'Load checkpoint from {killed}/epoch_1.pth' in out
+    assert 'resumed epoch: 1, iter: 4\n' in out
+    assert trained_steps_of_last_run(killed) == [(2, 6), (2, 8)]
     _assert_same_end(straight, killed, 'epoch_2.pth')
 
 
@@ -140,7 +162,9 @@ def test_iteration_based_segmentation_resumes_exactly(builtin_ade20k, tmp_path):
     _run_and_kill_after(_train_cmd(config, killed, options), os.path.join(killed, 'iter_6.pth'))
     assert not os.path.exists(os.path.join(killed, 'iter_12.pth'))
     out = succeeded(_run(_train_cmd(config, killed, options, resume=True)))
-    assert 'Load checkpoint from' in out and 'resumed epoch: 0, iter: ' in out
+    assert f'Load checkpoint from {killed}/iter_6.pth' in out
+    assert 'resumed epoch: 0, iter: 6\n' in out
+    assert [i for _, i in trained_steps_of_last_run(killed)] == list(range(7, 13))
     assert 'Advance dataloader' in out  # mmengine's skip, here of placeholders
     _assert_same_end(straight, killed, 'iter_12.pth')
 

@@ -53,12 +53,13 @@ def load_image(path_or_array, size: int = 224):
 
 
 def grad_cam(model: torch.nn.Module, image, target_layer: str, drop_tokens: int = 0,
-             target_class: Optional[int] = None):
-    """(overlay RGB uint8, cam HxW in [0, 1], predicted class) for one image."""
+             target_class: Optional[int] = None, size: int = 224):
+    """(overlay RGB uint8, cam HxW in [0, 1], predicted class) for one image, resized
+    to ``size`` x ``size``: the input size the model was trained at."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    rgb, tensor = load_image(image)
+    rgb, tensor = load_image(image, size)
     wrapped = TensorForward(model)
     with torch.no_grad():
         predicted = int(wrapped(tensor).argmax(1))

@@ -31,6 +31,9 @@ def parse_args():
     parser.add_argument('--checkpoints', nargs='+', default=[],
                         help='with --compare: NAME=CKPT weights for some of the models')
     parser.add_argument('--target-class', type=int, help='class to explain (default: predicted)')
+    parser.add_argument('--size', type=int, default=224,
+                        help='input side in pixels, the one the models were trained at '
+                        '(64 for the built-in shapes)')
     parser.add_argument('--out', default='cam.png')
     return parse_args_trusting(parser)
 
@@ -49,7 +52,7 @@ def main():
     for name, source, layer, drop_tokens, checkpoint in runs:
         model = build_model(source, checkpoint)
         overlay, _, predicted = cam.grad_cam(model, args.image, layer, drop_tokens,
-                                             args.target_class)
+                                             args.target_class, args.size)
         panels.append(overlay)
         titles.append(f'{name} (class {predicted})'.strip())
     picture = side_by_side(panels, titles) if args.compare else panels[0]
