@@ -471,23 +471,43 @@ def _rank_pid(agent_pid, rank):
     raise AssertionError(f'torchrun has no rank {rank}')
 
 
-# Known flaky (seen once in a fresh-clone CI run, 2026-12-02; passed in the helper's runs):
-# the process group's teardown at exit aborted rank 0 (SIGABRT, "terminate called
-# without an active exception") on the loaded 2-core machine. Not fixed yet.
-@pytest.mark.xfail(strict=False, reason='gloo teardown abort at exit on a loaded machine')
+# Runs tools/train.py and says, at destroy_process_group, how many DDP wrappers are alive:
+# one still alive keeps the gloo group, whose threads then die in interpreter finalization
+# (rank 0 once aborted that way at exit: "terminate called without an active exception").
+_COUNT_DDP_AT_DESTROY = """
+import gc, os, runpy, sys
+import torch.distributed
+from torch.nn.parallel import DistributedDataParallel
+destroy = torch.distributed.destroy_process_group
+def counting(*args, **kwargs):
+    live = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+    print(f'rank {os.environ["RANK"]}: DDP wrappers alive at destroy_process_group: {live}')
+    return destroy(*args, **kwargs)
+torch.distributed.destroy_process_group = counting
+sys.argv = ['tools/train.py'] + sys.argv[1:]
+runpy.run_path('tools/train.py', run_name='__main__')
+"""
+
+
 @pytest.mark.slow
 def test_sigterm_to_one_of_two_ranks_stops_both_at_one_iteration_and_resume_is_exact(
         tiny_cls_data, tmp_path):
     """Two gloo processes under torchrun, 4 iterations an epoch, 2 epochs: SIGTERM
     to rank 1 alone once iteration 2 is logged. The ranks agree on one iteration,
     rank 0 saves it, both exit 75 (torchrun's summary shows it). Resumed with two
-    processes, the run ends bitwise equal to an uninterrupted two-process run."""
+    processes, the run ends bitwise equal to an uninterrupted two-process run.
+    Finished or stopped, each rank has released its DDP wrapper when the process
+    group is destroyed."""
     from test_resume import _assert_same_end
     options = _options(tiny_cls_data, max_epochs=2, batch_size=4)
     straight, stopped = tmp_path / 'straight', tmp_path / 'stopped'
-    proc = _run(_train(straight, options, procs=2, port=29641))
+    counting = tmp_path / 'count_ddp.py'
+    counting.write_text(_COUNT_DDP_AT_DESTROY)
+    proc = _run(_train(straight, options, procs=2, port=29641, wrapper=str(counting)))
     assert proc.returncode == 0, proc.stdout[-3000:]
-    run = _Watched(_train(stopped, options, procs=2, port=29642))
+    released = r'rank [01]: DDP wrappers alive at destroy_process_group: 0'
+    assert len(re.findall(released, proc.stdout)) == 2, proc.stdout[-3000:]
+    run = _Watched(_train(stopped, options, procs=2, port=29642, wrapper=str(counting)))
     run.wait_for(r'Epoch\(train\) +\[1\]\[2/4\]')
     os.kill(_rank_pid(run.proc.pid, 1), signal.SIGTERM)
     signalled = time.monotonic()
@@ -496,6 +516,7 @@ def test_sigterm_to_one_of_two_ranks_stops_both_at_one_iteration_and_resume_is_e
     assert 'rank 1: SIGTERM received: stopping after the iteration in flight' in output
     assert re.search(r'SIGTERM received \(rank 1\): stopped after iteration', output)
     assert status != 0 and output.count('exitcode  : 75') == 2, output[-3000:]
+    assert len(re.findall(released, output)) == 2, output[-3000:]
     stop = _assert_stopped_and_saved(str(stopped), output, before_signal=2, per_epoch=4)
     resumed = _run(_train(stopped, options, procs=2, port=29643, resume=True))
     assert resumed.returncode == 0, resumed.stdout[-3000:]
@@ -586,10 +607,6 @@ def test_nan_on_one_rank_stops_every_rank_before_the_epoch_checkpoint(tiny_cls_d
     assert open(work / 'last_checkpoint').read() == str(work / 'epoch_1.pth')
 
 
-# Known flaky (seen once in a fresh-clone CI run, 2026-12-02; passed in the helper's runs):
-# the process group's teardown at exit aborted rank 0 (SIGABRT, "terminate called
-# without an active exception") on the loaded 2-core machine. Not fixed yet.
-@pytest.mark.xfail(strict=False, reason='gloo teardown abort at exit on a loaded machine')
 @pytest.mark.slow
 def test_a_rank_killed_mid_epoch_is_named_and_the_run_resumes(tiny_cls_data, tmp_path):
     """Two gloo ranks; rank 1 is SIGKILLed in epoch 2 (of 3, 4 iterations each).
@@ -672,3 +689,27 @@ def test_a_killed_data_worker_is_named_with_the_likely_cause(tiny_cls_data, tmp_
                     r'most likely by the out-of-memory killer .*; give the job more memory, or '
                     r'lower num_workers or batch_size of train_dataloader; no checkpoint was '
                     r'saved yet$', last), last
+
+
+def test_resume_continues_from_a_checkpoint_saved_but_not_yet_named(tmp_path):
+    """Killed after writing epoch_2.pth but before pointing last_checkpoint at it,
+    a run resumes from epoch_2.pth, not epoch_1.pth; best_*.pth files do not count,
+    and a stop checkpoint written later (iter_9.pth) does."""
+    from mmpoolformer.engine import newest_checkpoint
+
+    def save(name, age_s):
+        path = tmp_path / name
+        path.write_bytes(b'')
+        os.utime(path, (time.time() - age_s, time.time() - age_s))
+        return str(path)
+
+    assert newest_checkpoint(str(tmp_path)) is None
+    first = save('epoch_1.pth', age_s=30)
+    assert newest_checkpoint(str(tmp_path)) == first  # nothing named yet
+    (tmp_path / 'last_checkpoint').write_text(first)
+    second = save('epoch_2.pth', age_s=20)
+    save('best_accuracy_top1_epoch_2.pth', age_s=10)
+    assert newest_checkpoint(str(tmp_path)) == second
+    (tmp_path / 'last_checkpoint').write_text(second)
+    stop = save('iter_9.pth', age_s=5)
+    assert newest_checkpoint(str(tmp_path)) == stop

@@ -36,10 +36,16 @@ def main():
         R.add_custom_hook(cfg, 'mmpoolformer.DeployHook')
     if args.tta:
         R.enable_tta(cfg)
+    with R.process_group_released():
+        test(cfg, args.out)
+
+
+def test(cfg, out=None):
+    """A function of its own: the runner is gone once it returns or raises."""
     runner = Runner.from_cfg(cfg)
-    if args.out:
+    if out:
         from mmengine.evaluator import DumpResults
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
     # The checkpoint is read through mmpoolformer.checkpoint.load_file.
     with mmengine_loads_through_load_file():
         runner.test()

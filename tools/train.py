@@ -3,13 +3,16 @@ import argparse
 import os
 import sys
 
-import torch
-from mmengine.runner import Runner, find_latest_checkpoint
+from mmengine.runner import Runner
 
 try:
     from mmpoolformer.apis import run as R
     from mmpoolformer.checkpoint import mmengine_loads_through_load_file
-    from mmpoolformer.engine import enable_stop_and_resume, handling_training_faults
+    from mmpoolformer.engine import (
+        enable_stop_and_resume,
+        handling_training_faults,
+        newest_checkpoint,
+    )
     from mmpoolformer.utils.cli import cli
 except ImportError as err:  # e.g. mmcv without its compiled ops: the message says what to do
     sys.exit(f'error: {err}')
@@ -46,21 +49,21 @@ def main():
             print(warning, file=sys.stderr)
     if args.resume == 'auto':
         # A requeued job resumes; its first run (nothing saved yet) keeps the config's load_from.
-        if find_latest_checkpoint(cfg.work_dir):
-            cfg.resume, cfg.load_from = True, None
+        if latest := newest_checkpoint(cfg.work_dir):
+            cfg.resume, cfg.load_from = True, latest
     elif args.resume:
         cfg.resume, cfg.load_from = True, R.checked_path(args.resume)
-    try:
-        # load_from and --resume read checkpoints through mmpoolformer.checkpoint.load_file.
-        with mmengine_loads_through_load_file():
-            runner = Runner.from_cfg(cfg)
-            with handling_training_faults(runner):
-                runner.train()
-    finally:
-        # Leaving a gloo / NCCL group to interpreter exit once aborted rank 0 after a finished
-        # two-process CPU run ("terminate called without an active exception").
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    with R.process_group_released():
+        train(cfg)
+
+
+def train(cfg):
+    """A function of its own: the runner is gone once it returns or raises."""
+    # load_from and --resume read checkpoints through mmpoolformer.checkpoint.load_file.
+    with mmengine_loads_through_load_file():
+        runner = Runner.from_cfg(cfg)
+        with handling_training_faults(runner):
+            runner.train()
 
 
 if __name__ == '__main__':

@@ -2,8 +2,11 @@
 ``--trust-checkpoint``), and the config preparation of tools/train.py and
 tools/test.py: work dir, launcher and CPU-friendly distributed set-up, mmcv ops,
 mixed precision, test-time augmentation, drawing."""
+import gc
 import os
 import os.path as osp
+import traceback
+from contextlib import contextmanager
 from typing import Optional
 
 import torch
@@ -113,6 +116,40 @@ def _use_cpu_distributed(cfg: Config):
     cfg.model_wrapper_cfg = wrapper
     if cfg.launcher == 'pytorch' and not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend='gloo')
+
+
+@contextmanager
+def process_group_released():
+    """Run a tool's Runner inside this: on the way out, however it ends, the
+    process group is destroyed while the interpreter is still whole.
+
+    ``destroy_process_group()`` alone frees nothing while the DDP wrapper (held by
+    the runner, which a propagating exception's frames keep alive) still holds the
+    group: its gloo threads then die in interpreter finalization, which once aborted
+    rank 0 of a finished two-process run ("terminate called without an active
+    exception", pytorch/pytorch#190489). So the frames are cleared and collected first.
+    """
+    try:
+        yield
+    except BaseException as err:
+        _clear_frames(err)
+        raise
+    finally:
+        gc.collect()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _clear_frames(err: BaseException):
+    """Clear the finished frames of an exception and of those it was raised from."""
+    seen, pending = set(), [err]
+    while pending:
+        err = pending.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        traceback.clear_frames(err.__traceback__)
+        pending += [err.__cause__, err.__context__]
 
 
 def enable_amp(cfg: Config):

@@ -13,5 +13,6 @@ from .resume import (  # noqa: F401
     AtomicLocalBackend,
     ExactResumeHook,
     ResumableEpochBasedTrainLoop,
+    newest_checkpoint,
     register_atomic_backend,
 )

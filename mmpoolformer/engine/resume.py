@@ -6,16 +6,25 @@ run would have drawn.
 Nothing here acts on import: the atomic file backend is registered, under its
 own name, when a config builds :class:`AtomicCheckpointHook`.
 """
+import glob
 import itertools
 import os
 import os.path as osp
+import re
+from typing import Optional
 
+import torch
 from mmengine.dataset import InfiniteSampler
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.fileio.backends import backends
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, set_random_seed
+from mmengine.runner import (
+    EpochBasedTrainLoop,
+    IterBasedTrainLoop,
+    find_latest_checkpoint,
+    set_random_seed,
+)
 from torch.utils.data import BatchSampler
 
 from mmpoolformer.registry import HOOKS, LOOPS
@@ -47,6 +56,22 @@ class AtomicLocalBackend(LocalBackend):
 
     def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
         self.put(obj.encode(encoding), filepath)
+
+
+def newest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` continues from: the one ``last_checkpoint``
+    names, or a newer ``epoch_N.pth`` / ``iter_N.pth`` beside it. mmengine names a
+    checkpoint after writing it; a run killed in between would otherwise resume
+    from the one before, or start afresh. (Checkpoints appear whole: they are
+    written to a temporary file and renamed.)"""
+    named = find_latest_checkpoint(work_dir)
+    folder = osp.dirname(named) if named else work_dir
+    saved = [path for path in glob.glob(osp.join(folder, '*.pth'))
+             if re.fullmatch(r'(epoch|iter)_\d+\.pth', osp.basename(path))]
+    newest = max(saved, key=osp.getmtime, default=None)
+    if named is None or (newest is not None and osp.getmtime(newest) > osp.getmtime(named)):
+        return newest
+    return named
 
 
 def write_error(path, err: OSError) -> CheckpointError:
@@ -226,8 +251,31 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     sampler starts after the trained indices, so nothing is loaded for them,
     otherwise (mmdet's aspect-ratio batches) they are loaded and dropped. The
     hooks' ``after_skip_trained_batches`` runs before the first batch is
-    loaded. tools/train.py uses it in place of ``EpochBasedTrainLoop``.
+    loaded. An epoch's checkpoint is saved before that epoch's validation: resumed
+    from one, the loop runs the validation first if it was due, as the
+    uninterrupted run did (killed during it, its metrics and a ``save_best``
+    checkpoint would be lost). tools/train.py uses it in place of
+    ``EpochBasedTrainLoop``.
     """
+
+    def run(self) -> torch.nn.Module:
+        self.runner.call_hook('before_train')
+        resumed_at_epoch_end = self.runner.message_hub.get_info(BATCHES_DONE_IN_EPOCH, 0) == 0
+        self._decide_current_val_interval()
+        if self._epoch > 0 and resumed_at_epoch_end and self._validation_due():
+            self.runner.val_loop.run()
+        while self._epoch < self._max_epochs and not self.stop_training:
+            self.run_epoch()
+            self._decide_current_val_interval()
+            if self._validation_due():
+                self.runner.val_loop.run()
+        self.runner.call_hook('after_train')
+        return self.runner.model
+
+    def _validation_due(self) -> bool:
+        """Whether the epoch just trained is validated (mmengine's rule)."""
+        return (self.runner.val_loop is not None and self._epoch >= self.val_begin
+                and (self._epoch % self.val_interval == 0 or self._epoch == self._max_epochs))
 
     def run_epoch(self) -> None:
         hub = self.runner.message_hub
