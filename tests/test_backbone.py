@@ -77,6 +77,27 @@ def test_with_cp_checkpoints_every_block_and_gives_the_same_gradients(checkpoint
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
 
 
+def test_training_on_the_cpu_runs_channels_last_with_the_nchw_results():
+    """channels_last_train (the default) trains in channels_last on the CPU; the
+    outputs and gradients are those of NCHW training, to float rounding."""
+    x = torch.randn(2, 3, 64, 64)
+    model = randomize_(PoolFormer('s12', out_indices=(0, 3)), seed=0).train()
+    layouts = []
+    model.stages[1].register_forward_pre_hook(
+        lambda module, args: layouts.append(args[0].is_contiguous(
+            memory_format=torch.channels_last) and not args[0].is_contiguous()))
+    results = []
+    for channels_last in (True, False):
+        model.channels_last_train = channels_last
+        model.zero_grad()
+        outs = model(x)
+        sum(out.square().mean() for out in outs).backward()
+        results.append([*outs, *(p.grad.clone() for p in model.parameters())])
+    assert layouts == [True, False]
+    for cl, nchw in zip(*results):
+        assert torch.allclose(cl, nchw, rtol=1e-4, atol=1e-5)
+
+
 def test_drop_path_rises_linearly():
     model = PoolFormer('s12', drop_path_rate=0.1)
     rates = [b.drop_path.drop_prob if hasattr(b.drop_path, 'drop_prob') else 0.0

@@ -190,8 +190,12 @@ class MetaFormer(BaseModule):
             about 2x NCHW eager on a 2-core AVX-512 machine; see the README's
             performance section), with the channel MLPs' fused oneDNN kernel
             (:class:`~mmpoolformer.models.layers.OneDNNConvMlp`). Defaults to True.
+        channels_last_train (bool): While training on CPU, run in channels_last
+            too (PoolFormer-S12's train step about 1.4x NCHW on a 2-core AVX-512
+            machine; docs/performance.md). Training on CUDA keeps the input's
+            layout until a GPU measurement says otherwise. Defaults to True.
         nchw_outputs (bool): Return NCHW features from the channels_last
-            inference path, as heads expect: mmcv's CPU RoIAlign reads raw NCHW
+            path, as heads expect: mmcv's CPU RoIAlign reads raw NCHW
             memory and ignores strides. False returns channels_last features,
             so that the neck's and heads' convolutions run in channels_last
             too; this project's dense configs do so, with RoI extractors that
@@ -227,10 +231,12 @@ class MetaFormer(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  channels_last_eval: bool = True,
+                 channels_last_train: bool = True,
                  nchw_outputs: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.channels_last_eval = channels_last_eval
+        self.channels_last_train = channels_last_train
         self.nchw_outputs = nchw_outputs
         arch = self._resolve_arch(arch if arch is not None else self.default_arch)
         overrides = dict(token_mixers=token_mixers, norm_cfg=norm_cfg, act_cfg=act_cfg)
@@ -350,7 +356,10 @@ class MetaFormer(BaseModule):
 
     # -- forward / train mode ------------------------------------------------ #
     def forward(self, x):
-        if self.channels_last_eval and not self.training and x.device.type == 'cpu':
+        channels_last = self.channels_last_train if self.training else self.channels_last_eval
+        if channels_last and x.device.type == 'cpu':
+            # oneDNN's convolutions are fastest in channels_last; the layers that
+            # follow keep the layout, so converting the input is enough.
             x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         x = self.stem(x)
