@@ -1,4 +1,4 @@
-"""The README, docs/*.md and configs/*/README.md: benchmark figures come from
+"""The README, docs/*.md and the configs folders' READMEs: benchmark figures come from
 docs/benchmarks/*.json and model sizes from the metafiles (through
 tools/analysis/benchmark_tables.py), no other figure is typed by hand unless quoted with
 its source or read from the code, the README stays short, nothing is dated by a
@@ -15,7 +15,7 @@ from helpers import ROOT, import_tool, run_tool, tracked_folders
 
 tables = import_tool('tools/analysis/benchmark_tables.py')
 
-DOCS = tables.docs()  # the README, docs/*.md and configs/*/README.md
+DOCS = tables.docs()  # the README, docs/*.md and the configs folders' READMEs
 README_MAX_LINES = 450
 
 
