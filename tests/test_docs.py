@@ -1,5 +1,7 @@
-"""The README and docs/*.md: benchmark figures come from docs/benchmarks/*.json (through
-tools/analysis/benchmark_tables.py), the README stays short, nothing is dated by a
+"""The README, docs/*.md and the configs folders' READMEs: benchmark figures come from
+docs/benchmarks/*.json and model sizes from the metafiles (through
+tools/analysis/benchmark_tables.py), no other figure is typed by hand unless quoted with
+its source or read from the code, the README stays short, nothing is dated by a
 "session", and every relative link reaches a tracked file and heading."""
 import glob
 import json
@@ -13,8 +15,7 @@ from helpers import ROOT, import_tool, run_tool, tracked_folders
 
 tables = import_tool('tools/analysis/benchmark_tables.py')
 
-DOCS = ['README.md'] + sorted(os.path.relpath(p, ROOT)
-                              for p in glob.glob(os.path.join(ROOT, 'docs', '*.md')))
+DOCS = tables.docs()  # the README, docs/*.md and the configs folders' READMEs
 README_MAX_LINES = 450
 
 
@@ -159,6 +160,57 @@ def test_every_benchmark_file_is_shown_in_a_doc():
     assert files == tables.used_benchmarks()
 
 
+def test_model_tables_are_the_metafiles_figures():
+    """The README's S24 row is written from configs/classification/metafile.yml:
+    21,388,968 parameters and 3,412,931,584 MACs (fvcore 0.1.5 on mmpretrain 1.2.0's
+    PoolFormer-S24, tests/test_openmmlab.py) show as 21.39M and 3.41G; the paper's
+    rounded 3.4G typed there instead must fail the check."""
+    doc = 'README.md'
+    text = _read(doc)
+    row = '| `poolformer_s24_in1k.py` | 21.39M | 3.41G | 80.3 |'
+    assert row in text
+    edited = text.replace(row, '| `poolformer_s24_in1k.py` | 21.39M | 3.4G | 80.3 |', 1)
+    _, changed = tables.render(edited, ROOT, doc)
+    assert changed == ['models poolformer_s*_in1k,poolformer_m*_in1k']
+
+
+def test_model_table_columns_and_order(tmp_path, monkeypatch):
+    """Globs keep their order, ``!GLOB`` leaves names out, metrics get a column each."""
+    for task, size in (('classification', '224x224'), ('detection', '1280x800'),
+                       ('segmentation', '512x512')):
+        (tmp_path / 'configs' / task).mkdir(parents=True)
+        (tmp_path / 'configs' / task / 'metafile.yml').write_text(
+            f'# Written by a test. FLOPs counted\n# by fvcore at {size}.\nModels: []\n')
+    models = [
+        dict(Name='det_b', Config='configs/detection/det_b.py',
+             Metadata={'Training Data': 'COCO', 'Parameters': 31_570_000, 'FLOPs': 207_320_000_000},
+             Results=[{'Metrics': {'box AP': 37.3}}, {'Metrics': {'mask AP': 34.6}}],
+             Weights='https://example.org/b.pth'),
+        dict(Name='det_a', Config='configs/detection/det_a.py',
+             Metadata={'Training Data': 'COCO', 'Parameters': 21_650_000, 'FLOPs': 188_730_000_000},
+             Results=[{'Metrics': {'box AP': 36.2}}]),
+        dict(Name='det_a_builtin', Config='configs/detection/det_a_builtin.py',
+             Metadata={'Training Data': 'Built-in shapes', 'Parameters': 1, 'FLOPs': 1}),
+    ]
+    (tmp_path / 'configs' / 'detection' / 'metafile.yml').write_text(
+        '# FLOPs counted by fvcore at 1280x800.\n' + json.dumps({'Models': models}))
+    monkeypatch.setattr(tables, 'ROOT', str(tmp_path))
+    block = tables.block_for('models det_a*,det_b,!*_builtin params macs metrics weights',
+                             str(tmp_path))
+    assert block.splitlines() == [
+        '| config | params | MACs (fvcore, 1280x800) | paper box AP | paper mask AP | weights |',
+        '|---|---|---|---|---|---|',
+        '| `det_a.py` | 21.65M | 188.73G | 36.2 | - | - |',
+        '| `det_b.py` | 31.57M | 207.32G | 37.3 | 34.6 | [model](https://example.org/b.pth) |',
+        '',
+        'From [`configs/detection/metafile.yml`](configs/detection/metafile.yml) '
+        '(`tools/analysis/make_metafiles.py`).']
+    with pytest.raises(tables.TableError, match=r"no metafile entry matches 'nothing_\*'"):
+        tables.block_for('models nothing_*', str(tmp_path))
+    with pytest.raises(tables.TableError, match='COLUMN one of params, macs, metrics, weights'):
+        tables.block_for('models det_a flops', str(tmp_path))
+
+
 # --------------------------------------------------------------------------- #
 # README and docs text
 # --------------------------------------------------------------------------- #
@@ -236,3 +288,98 @@ def test_link_check_sees_a_broken_link():
     assert _slug('Training, evaluation and inference') == 'training-evaluation-and-inference'
     assert _slug('ImageNet-1K classification (`configs/classification/`)') == \
         'imagenet-1k-classification-configsclassification'
+
+
+# --------------------------------------------------------------------------- #
+# Figures in prose
+# --------------------------------------------------------------------------- #
+FIGURE_DOCS = tables.docs() + ['CONTRIBUTING.md']
+# A figure: a number with a unit of speed, time, ratio, share, size or count of MACs,
+# parameters or bytes, or a metric with its value.
+FIGURE = re.compile(r'''
+    (?<![\w.@=/-])\d+(?:[.,]\d+)*(?:\s?(?:-|to)\s?\d+(?:\.\d+)?)?   # 37.9, 1,234, 2 to 10
+    (?: \s?(?:img/s|images/s|samples/s|[GT]FLOP/s|ms|s|min|minutes?|hours?|h
+             |G(?:MACs?|FLOPs?)|[GM]|million|billion|[KMGT]i?B|[kK]B)\b
+      | (?<=\d)x(?!\s?\d|\w)          # 1.45x, not 224x224 or 1x1
+      | \s?% )
+    | \b(?:mAP|mIoU|AP|top-1)\s\d+(?:\.\d+)?   # box mAP 0.811, mIoU 68.1
+    ''', re.X)
+CODE_SPAN = re.compile(r'(`+)(?:(?!\1).)+?\1')
+# Figures in prose that no generated table holds: each allowed where the pattern (over
+# the doc's text) matches, with where the figure comes from. Dated measurements belong in
+# CHANGELOG.md, measured figures in docs/benchmarks/*.json or the metafiles.
+QUOTED_FIGURES = [
+    ('README.md', r'The paper lists 23\.2M', 'the PoolFormer paper, named in that sentence'),
+    ('docs/dataset_prepare.md', r'\(\d+(?:\.\d+)? [GM]B\)', 'the official downloads, as '
+     'their sites list them'),
+    ('docs/dataset_prepare.md', r'1\.33M files', "ImageNet-1K's 1,281,167 training and "
+     '50,000 validation images'),
+    ('docs/models.md', r'\b1x schedule', "mmdet's name of the 12-epoch schedule"),
+    ('configs/detection/README.md', r'\b1x schedule', "mmdet's name of the 12-epoch schedule"),
+    ('docs/reliability.md', r'sends\s+SIGKILL 30 s after', "torchrun's grace period "
+     '(torch.distributed.elastic)'),
+    ('docs/reliability.md', r"mmengine's default 30 min", 'mmengine, as the sentence says'),
+]
+# Figures set in the code: (doc, pattern whose group 1 is the figure in the doc, file,
+# pattern whose group 1 is the value there); the two must be equal.
+FIGURES_FROM_CODE = [
+    ('docs/gpu.md', r'holds at (\d+(?:\.\d+)?) GiB per nvcc job',
+     'tools/build_env.py', r'NVCC_JOB_BYTES = (\d+(?:\.\d+)?) \* 1024\*\*3'),
+    ('docs/reliability.md', r'waits (\d+) s \(`CENSUS_WAIT_S`\)',
+     'mmpoolformer/engine/faults.py', r'^CENSUS_WAIT_S = (\d+)'),
+    ('docs/reliability.md', r'asks for SIGUSR1 (\d+) s before the time limit',
+     'tools/slurm_train.sh', r'STOP_WARNING_S:-(\d+)'),
+]
+
+
+def _blank(match):
+    return re.sub(r'[^\n]', ' ', match.group(0))
+
+
+def unbacked_figures(text: str, allowed: list) -> list:
+    """[(line, figure)] of ``text`` outside generated blocks and code spans, and not
+    inside a match of one of the ``allowed`` patterns."""
+    scanned = CODE_SPAN.sub(_blank, tables.BLOCK.sub(_blank, text))
+    spans = [m.span() for pattern in allowed for m in re.finditer(pattern, text, re.M)]
+    return [(text.count('\n', 0, m.start()) + 1, m.group(0).strip())
+            for m in FIGURE.finditer(scanned)
+            if not any(start <= m.start() and m.end() <= end for start, end in spans)]
+
+
+def _allowed(doc):
+    return [pattern for d, pattern, *_ in QUOTED_FIGURES + FIGURES_FROM_CODE if d == doc]
+
+
+def test_every_figure_is_generated_quoted_or_read_from_the_code():
+    problems = [f'{doc}:{line}: {figure!r}' for doc in FIGURE_DOCS
+                for line, figure in unbacked_figures(_read(doc), _allowed(doc))]
+    assert not problems, (
+        'figures typed by hand: write them from docs/benchmarks/*.json or the metafiles '
+        '(tools/analysis/benchmark_tables.py), move dated ones to CHANGELOG.md, or quote '
+        'them with their source in QUOTED_FIGURES:\n' + '\n'.join(problems))
+
+
+def test_allowed_figures_are_still_there_and_equal_the_code():
+    for doc, pattern, *_ in QUOTED_FIGURES:
+        assert re.search(pattern, _read(doc), re.M), f'{doc}: no longer has /{pattern}/'
+    for doc, pattern, source, setting in FIGURES_FROM_CODE:
+        in_doc = re.search(pattern, _read(doc), re.M)
+        in_code = re.search(setting, _read(source), re.M)
+        assert in_doc and in_code, f'{doc} /{pattern}/ or {source} /{setting}/ not found'
+        assert float(in_doc.group(1)) == float(in_code.group(1)), (
+            f'{doc} says {in_doc.group(0)!r}, {source} sets {in_code.group(0)!r}')
+
+
+def test_the_figure_scan_sees_a_stray_figure():
+    """What counts as a figure, and what is left alone: generated blocks, code spans,
+    sizes like 224x224 and kernels like 1x1, and what the allow-list names."""
+    text = ('Intro.\n'
+            'Now 2.3x faster than timm, in about 17 minutes, at 37.9 img/s (66% of peak);\n'
+            'counted 1.8G MACs with 11.9M parameters; Mask R-CNN box mAP 0.811 on 2 cores.\n'
+            'A 224x224 input, 1x1 convolutions, `--timeout 30 s` and 8 GPUs x 128 images.\n'
+            '<!-- benchmark-table: s12_cpu -->\n| ours | 37.9 img/s | 1.45x |\n'
+            '<!-- /benchmark-table -->\n'
+            'The paper lists 23.2M.\n')
+    assert unbacked_figures(text, [r'paper lists 23\.2M']) == [
+        (2, '2.3x'), (2, '17 minutes'), (2, '37.9 img/s'), (2, '66%'),
+        (3, '1.8G'), (3, '11.9M'), (3, 'mAP 0.811')]

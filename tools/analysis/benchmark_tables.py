@@ -1,8 +1,10 @@
-"""Write the benchmark tables of the README and docs/*.md from docs/benchmarks/*.json.
+"""Write the benchmark and model tables of the README, docs/*.md and configs/*/README.md
+from docs/benchmarks/*.json and configs/*/metafile.yml.
 
-Every benchmark figure in the docs sits between two marker comments, and this
-tool writes what is between them from the JSON that tools/analysis/benchmark.py
-saved (--json), so no figure is typed by hand:
+Every benchmark figure and model size in the docs sits between two marker comments,
+and this tool writes what is between them from the JSON that
+tools/analysis/benchmark.py saved (--json) or from the metafiles that
+tools/analysis/make_metafiles.py wrote, so no figure is typed by hand:
 
     <!-- benchmark-table: s12_cpu inference -->
     ... (written by this tool)
@@ -11,17 +13,23 @@ saved (--json), so no figure is typed by hand:
 The marker names a file of docs/benchmarks/ (without .json) and, optionally, one
 of its sections (inference, training, dense, dense_inference, bf16_agreement;
 all of them when left out), or ``goals``: the performance goals, each with what
-the JSON files measured.
+the JSON files measured, or ``models PATTERNS [COLUMNS]``: the metafiles' entries
+whose names match PATTERNS (comma-separated globs, in that order; ``!GLOB`` leaves
+names out) with COLUMNS among params, macs, metrics, weights (default: the first
+three).
 
     python tools/analysis/benchmark_tables.py           # rewrite the docs in place
     python tools/analysis/benchmark_tables.py --check   # exit 1 if a doc differs
 """
 import argparse
+import fnmatch
 import glob
 import json
 import os
 import re
 import sys
+
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCHMARKS = os.path.join('docs', 'benchmarks')
@@ -208,15 +216,97 @@ def goals_block(doc_dir: str) -> str:
 
 
 # --------------------------------------------------------------------------- #
+# Models: sizes and metrics from configs/*/metafile.yml
+# --------------------------------------------------------------------------- #
+METAFILES = ('classification', 'detection', 'segmentation')
+MODEL_COLUMNS = ('params', 'macs', 'metrics', 'weights')
+METRIC_NAMES = {'Top 1 Accuracy': 'top-1', 'box AP': 'box AP', 'mask AP': 'mask AP',
+                'mIoU': 'mIoU'}
+BUILTIN_DATASET = 'Built-in shapes'
+# The metafile header names the input size fvcore counted at ("... at 224x224.").
+COUNTED_AT = re.compile(r'^#.* at (\d+x\d+)\.$', re.M)
+
+
+def load_metafile(task: str) -> tuple:
+    """(its models, the input size they were counted at, its path)."""
+    path = os.path.join('configs', task, 'metafile.yml')
+    with open(os.path.join(ROOT, path)) as f:
+        text = f.read()
+    size = COUNTED_AT.search(text)
+    if not size:
+        raise TableError(f'{path}: the header does not say the input size MACs were '
+                         'counted at ("... at WxH.")')
+    return yaml.safe_load(text)['Models'], size.group(1), path
+
+
+def select_models(patterns: list) -> list:
+    """[(model entry, input size, metafile path)] whose names match the globs, in the
+    globs' order and then the metafiles' order; names matching a ``!GLOB`` are left out."""
+    keep = [p for p in patterns if not p.startswith('!')]
+    drop = [p[1:] for p in patterns if p.startswith('!')]
+    entries = [(model, size, path) for task in METAFILES
+               for models, size, path in [load_metafile(task)] for model in models]
+    chosen = []
+    for pattern in keep:
+        chosen += [e for e in entries if fnmatch.fnmatchcase(e[0]['Name'], pattern)
+                   and not any(fnmatch.fnmatchcase(e[0]['Name'], d) for d in drop)
+                   and e not in chosen]
+    return chosen
+
+
+def models_block(patterns: list, columns: list, doc_dir: str) -> str:
+    chosen = select_models(patterns)
+    if not chosen:
+        raise TableError(f'no metafile entry matches {",".join(patterns)!r}')
+    metrics = []
+    for model, _, _ in chosen:
+        for result in model.get('Results', []):
+            metrics += [key for key in result['Metrics'] if key not in metrics]
+    builtin = all(m['Metadata']['Training Data'] == BUILTIN_DATASET for m, _, _ in chosen)
+    sizes = {size for _, size, _ in chosen}
+    header = ['config']
+    header += ['params'] if 'params' in columns else []
+    header += [f'MACs (fvcore, {sizes.pop()})' if len(sizes) == 1 else 'MACs (fvcore)'] \
+        if 'macs' in columns else []
+    header += [f'{METRIC_NAMES.get(k, k)} (built-in data)' if builtin
+               else f'paper {METRIC_NAMES.get(k, k)}' for k in metrics] \
+        if 'metrics' in columns else []
+    header += ['weights'] if 'weights' in columns else []
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for model, _, _ in chosen:
+        meta = model['Metadata']
+        found = {k: v for r in model.get('Results', []) for k, v in r['Metrics'].items()}
+        row = [f'`{os.path.basename(model["Config"])}`']
+        row += [f'{meta["Parameters"] / 1e6:.2f}M'] if 'params' in columns else []
+        row += [f'{meta["FLOPs"] / 1e9:.2f}G'] if 'macs' in columns else []
+        row += [f'{found[k]:.1f}' if k in found else '-' for k in metrics] \
+            if 'metrics' in columns else []
+        row += [f'[model]({model["Weights"]})' if 'Weights' in model else '-'] \
+            if 'weights' in columns else []
+        lines.append('| ' + ' | '.join(row) + ' |')
+    sources = list(dict.fromkeys(path for _, _, path in chosen))
+    links = ', '.join(f'[`{path}`]({os.path.relpath(os.path.join(ROOT, path), doc_dir)})'
+                      .replace(os.sep, '/') for path in sources)
+    lines += ['', f'From {links} (`tools/analysis/make_metafiles.py`).']
+    return '\n'.join(lines) + '\n'
+
+
+# --------------------------------------------------------------------------- #
 # Docs
 # --------------------------------------------------------------------------- #
 def block_for(spec: str, doc_dir: str) -> str:
     words = spec.split()
     if words == ['goals']:
         return goals_block(doc_dir)
+    if words[:1] == ['models']:
+        columns = words[2:] or list(MODEL_COLUMNS[:3])
+        if len(words) < 2 or any(c not in MODEL_COLUMNS for c in columns):
+            raise TableError(f'marker {spec!r}: expected "models PATTERNS [COLUMN ...]" with '
+                             f'COLUMN one of {", ".join(MODEL_COLUMNS)}')
+        return models_block(words[1].split(','), columns, doc_dir)
     if len(words) not in (1, 2) or (len(words) == 2 and words[1] not in SECTIONS):
         raise TableError(f'marker {spec!r}: expected "NAME [SECTION]" with SECTION one of '
-                         f'{", ".join(SECTIONS)}, or "goals"')
+                         f'{", ".join(SECTIONS)}, or "goals", or "models PATTERNS"')
     return file_block(words[0], words[1] if len(words) == 2 else None, doc_dir)
 
 
@@ -232,7 +322,8 @@ def render(text: str, doc_dir: str, doc: str = 'the doc'):
         except TableError as e:
             raise TableError(f'{doc}: {e}') from None
         except (KeyError, TypeError, ValueError) as e:
-            raise TableError(f'{doc}, marker {spec!r}: the JSON lacks or mangles {e}') from None
+            raise TableError(f'{doc}, marker {spec!r}: the JSON or metafile lacks or mangles '
+                             f'{e}') from None
         if body != match.group(3):
             changed.append(spec)
         return match.group(1) + body + match.group(4)
@@ -244,8 +335,10 @@ def render(text: str, doc_dir: str, doc: str = 'the doc'):
 
 
 def docs() -> list:
-    return ['README.md'] + sorted(
-        os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'docs', '*.md')))
+    """The README, docs/*.md and the configs folders' READMEs."""
+    return ['README.md'] + [
+        os.path.relpath(p, ROOT) for pattern in (('docs', '*.md'), ('configs', '*', 'README.md'))
+        for p in sorted(glob.glob(os.path.join(ROOT, *pattern)))]
 
 
 def used_benchmarks() -> set:
@@ -255,8 +348,10 @@ def used_benchmarks() -> set:
         with open(os.path.join(ROOT, doc)) as f:
             for spec in BLOCK.findall(f.read()):
                 words = spec[1].split()
-                names |= ({label for _, labels, *_ in GOALS for label in labels}
-                          if words == ['goals'] else {words[0]})
+                if words == ['goals']:
+                    names |= {label for _, labels, *_ in GOALS for label in labels}
+                elif words[0] != 'models':
+                    names.add(words[0])
     return names
 
 
@@ -283,7 +378,7 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 1
     if args.check and stale:
-        print(f'error: benchmark tables differ from {BENCHMARKS}/*.json in '
+        print(f'error: tables differ from {BENCHMARKS}/*.json and configs/*/metafile.yml in '
               f'{"; ".join(stale)}: run python tools/analysis/benchmark_tables.py',
               file=sys.stderr)
         return 1
