@@ -8,6 +8,8 @@ after --warmup runs. Prints Markdown tables (and writes JSON with --json).
     python tools/analysis/benchmark.py --onnxruntime             # + ONNX Runtime rows
     python tools/analysis/benchmark.py --dense maskrcnn fpn       # with_cp memory / time
     python tools/analysis/benchmark.py --dense-inference maskrcnn fpn  # vs mmpretrain's backbone
+    python tools/analysis/benchmark.py --no-inference --train --dense-train maskrcnn fpn \
+        --dense-profile maskrcnn fpn     # training: tools/train.py's step, dense models
     python tools/analysis/benchmark.py --device cuda --fp16 --bf16 --batch 64   # on a GPU
 """
 import argparse
@@ -45,12 +47,19 @@ def parse_args():
     parser.add_argument('--bf16-agreement', nargs=2, metavar=('CONFIG', 'CHECKPOINT'),
                         help='top-1 of fp32 vs bf16 on CONFIG\'s test set')
     parser.add_argument('--train', action='store_true',
-                        help='add training steps (forward + backward + AdamW)')
+                        help='add training steps (forward + backward + AdamW), and '
+                        "tools/train.py's own step with the ImageNet config")
     parser.add_argument('--dense', nargs='+', choices=list(speed.DENSE), default=[],
                         help='dense models: training step with and without with_cp')
     parser.add_argument('--dense-inference', nargs='+', choices=list(speed.DENSE),
                         default=[], help='dense models: whole-model inference, ours against '
                         'the same model with mmpretrain\'s PoolFormer backbone')
+    parser.add_argument('--dense-train', nargs='+', choices=list(speed.DENSE), default=[],
+                        help='dense models: whole-model training step at the configs\' '
+                        'batch, ours against the same model with mmpretrain\'s backbone')
+    parser.add_argument('--dense-profile', nargs='+', choices=list(speed.DENSE), default=[],
+                        help='dense models: shares of the training step (preprocessor, '
+                        'backbone, neck, heads, AdamW, mmcv RoIAlign / NMS)')
     parser.add_argument('--dense-batch', type=int, default=1)
     parser.add_argument('--no-inference', action='store_true',
                         help='skip the classification inference table')
@@ -86,11 +95,27 @@ def main():
                                        device=args.device)
         tables.append(speed.format_table(rows, f'Training step, {setting}, fp32'))
         report['training'] = speed.rows_as_dicts(rows)
+        rows = speed.runner_training_rows(args.arch, args.batch, args.res,
+                                          repeats=args.repeats)
+        tables.append(speed.format_table(
+            rows, f"tools/train.py's training step against timm's, {setting}, fp32"))
+        report['training_runner'] = speed.rows_as_dicts(rows)
     if args.dense:
         rows = speed.dense_rows(args.dense, args.dense_batch)
         tables.append(speed.format_table(
             rows, 'Dense models (S12): Mask R-CNN 1333x800 / Semantic FPN 512x512, training step'))
         report['dense'] = speed.rows_as_dicts(rows)
+    if args.dense_train:
+        rows = speed.dense_training_rows(args.dense_train, repeats=args.repeats)
+        tables.append(speed.format_table(
+            rows, 'Dense models (S12): Mask R-CNN 1333x800 / Semantic FPN 512x512, training '
+            "step, ours against mmpretrain's backbone"))
+        report['dense_training'] = speed.rows_as_dicts(rows)
+    if args.dense_profile:
+        rows = speed.dense_profile_rows(args.dense_profile, repeats=args.repeats)
+        tables.append(speed.format_table(
+            rows, 'Dense models (S12): where the training step\'s time goes'))
+        report['dense_profile'] = speed.rows_as_dicts(rows)
     if args.dense_inference:
         rows = speed.dense_inference_rows(args.dense_inference, args.dense_batch,
                                               repeats=args.repeats)

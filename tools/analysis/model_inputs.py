@@ -19,17 +19,18 @@ def randomize_(module: torch.nn.Module, seed: int = 0, std: float = 0.1) -> torc
 
 
 def dense_batch(model: torch.nn.Module, sizes: Sequence[tuple[int, int]], train: bool = False,
-                seed: int = 0) -> dict:
+                seed: int = 0, preprocessed: bool = True) -> dict:
     """A preprocessed batch for a detector or segmentor: random uint8 images of
     these (h, w) sizes with the metainfo their steps read, and with ``train``
-    random ground truth (3 boxes with masks of 80 classes; 150-class label maps)."""
+    random ground truth (3 boxes with masks of 80 classes; 150-class label maps).
+    ``preprocessed=False`` returns the batch before the model's data preprocessor."""
     gen = torch.Generator().manual_seed(seed)
     if type(model).__module__.startswith('mmdet'):
         if train:
             from mmdet.testing import demo_mm_inputs
             packed = demo_mm_inputs(len(sizes), [(3, h, w) for h, w in sizes],
                                     num_items=[3] * len(sizes), num_classes=80, with_mask=True)
-            return model.data_preprocessor(packed, True)
+            return model.data_preprocessor(packed, True) if preprocessed else packed
         from mmdet.structures import DetDataSample
         samples = [DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
                                                scale_factor=(1.0, 1.0))) for h, w in sizes]
@@ -46,4 +47,5 @@ def dense_batch(model: torch.nn.Module, sizes: Sequence[tuple[int, int]], train:
             samples.append(sample)
     images = [torch.randint(0, 255, (3, h, w), dtype=torch.uint8, generator=gen)
               for h, w in sizes]
-    return model.data_preprocessor(dict(inputs=images, data_samples=samples), train)
+    packed = dict(inputs=images, data_samples=samples)
+    return model.data_preprocessor(packed, train) if preprocessed else packed

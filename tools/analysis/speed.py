@@ -4,8 +4,10 @@ Every model gets the same weights (ours, randomised, converted to each layout)
 and the same input; each figure is the median of several timed repetitions
 after warm-up. ``benchmark.py`` of this folder is the command-line front.
 """
+import contextlib
 import copy
 import functools
+import importlib
 import os
 import statistics
 import subprocess
@@ -266,6 +268,8 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
             ('ours: train step channels_last', ours, lambda m, t: m(t, mode='tensor'), True),
             ('timm: train step channels_last', reference, lambda m, t: m(t), True)]:
         model = copy.deepcopy(model).to(device).train()
+        if hasattr(model, 'backbone'):  # ours converts the input itself unless told not to
+            model.backbone.channels_last_train = channels_last
         inp = x.contiguous(memory_format=CL) if channels_last else x
         if channels_last:
             model = model.to(memory_format=CL)
@@ -294,6 +298,55 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
         rows[4].ratio = rows[0].img_per_s / rows[4].img_per_s
         rows[4].note = (f'step time --amp / fp32 (NCHW, as tools/train.py runs): '
                         f'{rows[4].ratio:.2f}')
+    return rows
+
+
+def runner_training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5,
+                         log=print) -> list[Row]:
+    """The training step tools/train.py runs, against timm's train step (NCHW and
+    channels_last, cross-entropy, AdamW): the ImageNet config's model with its data
+    preprocessor (normalisation, Mixup / CutMix), label-smoothing loss and optim
+    wrapper (AdamW, its weight-decay settings), from uint8 images; once with the
+    default layout on this device and once with ``channels_last_train=False``
+    (NCHW). Ratios: ours with the default / each row."""
+    from mmengine.optim import build_optim_wrapper
+    from mmpretrain.structures import DataSample
+
+    _, _, reference = build_models(arch)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (batch, 3, res, res), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 1000, (batch, ), generator=generator)
+    data = dict(inputs=list(images),
+                data_samples=[DataSample().set_gt_label(int(label)) for label in labels])
+    steps = {}
+    for name, channels_last in [('tools/train.py step, ImageNet config (default: channels_last '
+                                 'on the CPU)', True),
+                                ('tools/train.py step, channels_last_train=False (NCHW)', False)]:
+        model = randomize_(build_model(f'mmpoolformer::classification/poolformer_{arch}_in1k.py'),
+                           0, std=0.02).train()
+        model.backbone.channels_last_train = channels_last
+        wrapper = build_optim_wrapper(model, model.cfg.optim_wrapper)
+        steps[name] = functools.partial(model.train_step, data, wrapper)
+    x = images.float()
+    for name, channels_last in [('timm: train step NCHW', False),
+                                ('timm: train step channels_last', True)]:
+        model = copy.deepcopy(reference).train()
+        inp = x.contiguous(memory_format=CL) if channels_last else x
+        if channels_last:
+            model = model.to(memory_format=CL)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step(model=model, inp=inp, optimizer=optimizer):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(inp), labels).backward()
+            optimizer.step()
+        steps[name] = step
+    times = time_round_robin(steps, warmup, repeats, log)
+    rows = [Row(name, batch / statistics.median(t), times_s=t) for name, t in times.items()]
+    for row in rows:
+        row.ratio = rows[0].img_per_s / row.img_per_s
+    rows[2].note = f'goal: tools/train.py step >= 1.25x this: {rows[2].ratio:.2f}x'
+    rows[3].note = f'goal: tools/train.py step >= 1.0x this: {rows[3].ratio:.2f}x'
     return rows
 
 
@@ -452,6 +505,134 @@ def dense_inference_rows(kinds, batch=1, warmup=1, repeats=5, log=print) -> list
             row.max_abs_diff = diffs[row.name]
             row.note = 'max abs diff: neck features vs ours (default eval)'
         rows += kind_rows
+    return rows
+
+
+def dense_training_batch(kind: str) -> int:
+    """The images per GPU of the config's training loader (Mask R-CNN 2, FPN 4)."""
+    return load_config(DENSE[kind][0]).train_dataloader.batch_size
+
+
+def _dense_train_step(model, data) -> Callable:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        optimizer.zero_grad()
+        losses = model(**data, mode='loss')
+        sum(v.sum() for k, v in losses.items() if 'loss' in k and isinstance(v, torch.Tensor)
+            ).backward()
+        optimizer.step()
+    return step
+
+
+def dense_training_rows(kinds, warmup=1, repeats=3, log=print) -> list[Row]:
+    """Whole-model training step (forward, losses, backward, AdamW) at the configs'
+    batch and size, ours (the default: channels_last on the CPU) against the same
+    model with mmpretrain's PoolFormer backbone, same weights and batch,
+    round-robin in one process. RPN / RoI sampling draw random numbers: both
+    models draw from the same seed at each step."""
+    rows = []
+    for kind in kinds:
+        batch = dense_training_batch(kind)
+        ours, theirs = build_dense_pair(kind)
+        data = dense_batch(ours.train(), [DENSE[kind][1]] * batch, train=True)
+        steps = {}
+        for name, model in [(f'{kind} train step: ours (default)', ours),
+                            (f'{kind} train step: mmpretrain PoolFormer backbone',
+                             theirs.train())]:
+            step = _dense_train_step(model, data)
+
+            def seeded(step=step):
+                torch.manual_seed(0)
+                step()
+            steps[name] = seeded
+        times = time_round_robin(steps, warmup, repeats, log)
+        kind_rows = [Row(name, batch / statistics.median(t), times_s=t,
+                         note=f'batch {batch}, {DENSE[kind][1][1]}x{DENSE[kind][1][0]}')
+                     for name, t in times.items()]
+        for row in kind_rows:
+            row.ratio = kind_rows[0].img_per_s / row.img_per_s
+        rows += kind_rows
+    return rows
+
+
+@contextlib.contextmanager
+def _timing_mmcv_ops(seconds: dict):
+    """Add the time spent in mmcv's RoIAlign (forward, backward) and NMS to
+    ``seconds`` while inside (their autograd Functions patched, then restored)."""
+    # The modules, not the functions of the same names that mmcv.ops exports.
+    roi_align = importlib.import_module('mmcv.ops.roi_align')
+    nms = importlib.import_module('mmcv.ops.nms')
+    patched = [(roi_align.RoIAlignFunction, 'forward', 'mmcv RoIAlign forward'),
+               (roi_align.RoIAlignFunction, 'backward', 'mmcv RoIAlign backward'),
+               (nms.NMSop, 'forward', 'mmcv NMS')]
+    originals = [getattr(cls, method) for cls, method, _ in patched]
+    for (cls, method, key), original in zip(patched, originals):
+        def timed(*args, original=original, key=key, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                seconds[key] = seconds.get(key, 0.) + time.perf_counter() - start
+        setattr(cls, method, staticmethod(timed))
+    try:
+        yield
+    finally:
+        for (cls, method, _), original in zip(patched, originals):
+            setattr(cls, method, staticmethod(original))
+
+
+def dense_profile_rows(kinds, repeats=3, log=print) -> list[Row]:
+    """Where a dense training step's time goes (ours, the configs' batch and size):
+    the data preprocessor, the backbone's and the neck's forward + backward (timed
+    alone, on the same batch), the heads (the rest of the step), AdamW, and
+    inside the heads mmcv's RoIAlign and NMS. Each row: that part's median time
+    per step as img/s, its share of the whole step in the note."""
+    rows = []
+    for kind in kinds:
+        batch, shape = dense_training_batch(kind), DENSE[kind][1]
+        model = build_dense_pair(kind)[0].train()
+        packed = dense_batch(model, [shape] * batch, train=True, preprocessed=False)
+        data = model.data_preprocessor(packed, True)
+        x = data['inputs']
+
+        def backward_of(outs):
+            sum(o.float().mean() for o in outs).backward()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        whole = _dense_train_step(model, data)
+        parts = {
+            'data preprocessor': functools.partial(model.data_preprocessor, packed, True),
+            'backbone (forward + backward)':
+                lambda model=model, x=x: backward_of(model.backbone(x)),
+            'backbone + neck (forward + backward)':
+                lambda model=model, x=x: backward_of(model.neck(model.backbone(x))),
+            'AdamW step': optimizer.step,
+            'whole step (forward, losses, backward, AdamW)': whole,
+        }
+        mmcv_seconds = {}
+        with _timing_mmcv_ops(mmcv_seconds):
+            times = time_round_robin(parts, 1, repeats, log)
+            mmcv_seconds.clear()  # only the last `repeats` whole steps
+            for _ in range(repeats):
+                whole()
+        median = {name: statistics.median(t) for name, t in times.items()}
+        step = median['whole step (forward, losses, backward, AdamW)']
+        total = step + median['data preprocessor']
+        shares = {
+            'data preprocessor': median['data preprocessor'],
+            'backbone (forward + backward)': median['backbone (forward + backward)'],
+            'neck (forward + backward)': (median['backbone + neck (forward + backward)']
+                                          - median['backbone (forward + backward)']),
+            'heads and losses (forward + backward): the rest': (
+                step - median['backbone + neck (forward + backward)']
+                - median['AdamW step']),
+            'AdamW step': median['AdamW step'],
+            **{f'  of which {key}': value / repeats for key, value in mmcv_seconds.items()},
+        }
+        for name, seconds in shares.items():
+            rows.append(Row(f'{kind}: {name}', batch / max(seconds, 1e-9),
+                            note=f'{100 * seconds / total:.0f}% of the step with its '
+                                 f'preprocessing ({1000 * seconds:.0f} ms)'))
     return rows
 
 
