@@ -11,7 +11,8 @@ tools/analysis/make_metafiles.py wrote, so no figure is typed by hand:
     <!-- /benchmark-table -->
 
 The marker names a file of docs/benchmarks/ (without .json) and, optionally, one
-of its sections (inference, training, dense, dense_inference, bf16_agreement;
+of its sections (inference, training, training_runner, dense, dense_training,
+dense_profile, dense_inference, bf16_agreement;
 all of them when left out), or ``goals``: the performance goals, each with what
 the JSON files measured, or ``models PATTERNS [COLUMNS]``: the metafiles' entries
 whose names match PATTERNS (comma-separated globs, in that order; ``!GLOB`` leaves
@@ -33,7 +34,8 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCHMARKS = os.path.join('docs', 'benchmarks')
-SECTIONS = ('inference', 'training', 'dense', 'dense_inference', 'bf16_agreement')
+SECTIONS = ('inference', 'training', 'training_runner', 'dense', 'dense_training',
+            'dense_profile', 'dense_inference', 'bf16_agreement')
 ROW_SECTIONS = SECTIONS[:-1]
 BLOCK = re.compile(r'(<!-- benchmark-table: ([^>]*?) -->\n)(.*?)(<!-- /benchmark-table -->)',
                    re.S)
@@ -124,6 +126,9 @@ def file_block(name: str, section: str, doc_dir: str) -> str:
 # --------------------------------------------------------------------------- #
 DEFAULT = 'ours: default eval (channels_last)'
 FASTEST = None  # the fastest fp32 row of ours in the table
+RUNNER = 'tools/train.py step, ImageNet config (default: channels_last on the CPU)'
+TIMM_RECIPE_NCHW = 'timm: train step NCHW, same recipe'
+TIMM_RECIPE_CL = 'timm: train step channels_last, same recipe'
 GOALS = [
     ('default eval path >= 1.5x timm NCHW eager', ('s12_cpu', 'm36_cpu'), 'inference',
      ('speedup', DEFAULT, 'timm: NCHW eager'), 1.5),
@@ -139,6 +144,19 @@ GOALS = [
      ('speedup', 'ours: train step NCHW', 'timm: train step NCHW'), 1.0),
     ('training step (channels_last) no slower than timm', ('s12_cpu',), 'training',
      ('speedup', 'ours: train step channels_last', 'timm: train step channels_last'), 1.0),
+    ("tools/train.py's training step (ImageNet config) >= 1.25x timm's NCHW step, same recipe",
+     ('s12_training_cpu',), 'training_runner', ('speedup', RUNNER, TIMM_RECIPE_NCHW), 1.25),
+    ("tools/train.py's training step (ImageNet config) >= 1.0x timm's channels_last step, "
+     'same recipe', ('s12_training_cpu',), 'training_runner',
+     ('speedup', RUNNER, TIMM_RECIPE_CL), 1.0),
+    ("Semantic FPN 512x512, batch 4, training step >= 1.3x the same model with mmpretrain's "
+     'backbone', ('s12_training_cpu',), 'dense_training',
+     ('speedup', 'fpn train step: ours (default)',
+      'fpn train step: mmpretrain PoolFormer backbone'), 1.3),
+    ("Mask R-CNN 1333x800, batch 2, training step >= 1.15x the same model with mmpretrain's "
+     'backbone', ('s12_training_cpu',), 'dense_training',
+     ('speedup', 'maskrcnn train step: ours (default)',
+      'maskrcnn train step: mmpretrain PoolFormer backbone'), 1.15),
     ("Semantic FPN 512x512, whole model >= 1.3x the same model with mmpretrain's backbone",
      ('s12_dense_inference_cpu',), 'dense_inference',
      ('speedup', 'fpn whole model: ours (default eval)',
