@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from helpers import ROOT, run_tool
 from mmpoolformer.datasets import builtin, image_check
@@ -424,6 +425,34 @@ def test_box_outside_its_image(data):
     assert line == (f'error: {root}/annotations/instances_val2017.json: annotation {ann_id}: '
                     f'bbox [x, y, w, h] = [40, 10, 30, 20] reaches outside its image '
                     f'{image} (64x48)')
+
+
+@pytest.mark.parametrize('change,flags', [
+    ('resized', []),
+    ('turned by EXIF', ['--decode-all', '--workers', '1']),
+])
+def test_image_not_the_size_of_its_annotations(data, change, flags):
+    """The annotation file gives the image as 64x48; its boxes are drawn on that.
+    Resized after annotating, it loads as 32x24. Saved with EXIF orientation 6
+    ('turn 90 degrees clockwise'), the same 64x48 bitmap loads as 48x64: OpenCV, which
+    training decodes with, applies the tag. mmdet trains on either without a word."""
+    root = data['coco']
+    ann_file = f'{root}/annotations/instances_val2017.json'
+    image = next(img for img in read_json(ann_file)['images'] if img['id'] == 2)
+    assert (image['width'], image['height']) == (64, 48)
+    path = f'{root}/val2017/{image["file_name"]}'
+    if change == 'resized':
+        cv2.imwrite(path, cv2.resize(cv2.imread(path), (32, 24)))
+        loads_as = '32x24'
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = 6  # the EXIF orientation tag
+        Image.open(path).save(path, exif=exif.tobytes())
+        loads_as = '48x64'
+    code, _ = check(DET, root, flags=flags)
+    assert code == (f'error: val set: bad image {path}: it loads as {loads_as}, but {ann_file} '
+                    'gives 64x48, the size its annotations are drawn on (resized after '
+                    'annotating, or turned by its EXIF orientation when loaded?)')
 
 
 # ---- the same checks' edges, in-process ------------------------------------------------
