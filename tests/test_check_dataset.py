@@ -455,6 +455,36 @@ def test_image_not_the_size_of_its_annotations(data, change, flags):
                     'annotating, or turned by its EXIF orientation when loaded?)')
 
 
+@pytest.mark.parametrize('change,flags', [
+    ('resized', []),
+    ('turned by EXIF', ['--decode-all', '--workers', '1']),
+])
+def test_image_not_the_size_of_its_label_map(data, change, flags):
+    """A 64x48 image and label map. Resized to 32x24, the image is caught by
+    mmseg's own ADE20KDataset nowhere (ValidatedADE20KDataset compares the file
+    headers when it loads). Saved with EXIF orientation 6, it loads as 48x64 while
+    its header still says 64x48: the header check passes it. mmseg would misalign
+    image and labels in training, and fail the IoU metric after the first epoch."""
+    root = data['ade']
+    image = f'{root}/images/validation/ADE_val_00000002.jpg'
+    label_map = f'{root}/annotations/validation/ADE_val_00000002.png'
+    extra = []
+    if change == 'resized':
+        cv2.imwrite(image, cv2.resize(cv2.imread(image), (32, 24)))
+        loads_as = '32x24'
+        extra = [f'{loader}.dataset.type=ADE20KDataset' for loader in ('val_dataloader',
+                                                                        'test_dataloader')]
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = 6  # the EXIF orientation tag
+        Image.open(image).save(image, exif=exif.tobytes())
+        loads_as = '48x64'
+    code, _ = check(SEG, root, *extra, flags=flags)
+    assert code == (f'error: val set: bad image {image}: it loads as {loads_as}, but its label '
+                    f'map {label_map} is 64x48, the size its annotations are drawn on '
+                    '(resized after annotating, or turned by its EXIF orientation when loaded?)')
+
+
 # ---- the same checks' edges, in-process ------------------------------------------------
 
 @pytest.mark.parametrize('bbox,inside', [

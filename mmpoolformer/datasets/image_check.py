@@ -1,7 +1,7 @@
 """Decoding a data set's images as training would, for the data set checker
 (:mod:`mmpoolformer.datasets.check`): a spread sample, or every image in worker
 processes with the expected time and a progress bar. Each decoded image has the
-size its annotation file gives it, where it gives one (mmdet's COCO sets)."""
+size of its annotations: the one a COCO file gives it, or its label map's."""
 import contextlib
 import functools
 import multiprocessing
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Callable, Optional
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from mmpoolformer.datasets.transforms import LoadImageChecked
@@ -39,17 +40,36 @@ def image_problem_of(path: str) -> tuple[Optional[str], Optional[tuple[int, int]
     return (problem, None) if img is None else (None, img.shape[:2])
 
 
+def annotated_size(dataset, info: dict):
+    """(the size the image's annotations are drawn on, as (height, width); what
+    gives it), or None where nothing does. mmdet takes it from the annotation file
+    (``height``, ``width`` in ``data_list``); a label map has its own, which mmseg
+    reads as stored (``flag='unchanged'``: no EXIF turn)."""
+    if info.get('height') is not None and info.get('width') is not None:
+        return (info['height'], info['width']), f'{dataset.ann_file} gives'
+    label_map = info.get('seg_map_path')
+    if isinstance(label_map, str):
+        try:
+            with Image.open(label_map) as im:  # the header only
+                return (im.height, im.width), f'its label map {label_map} is'
+        except OSError:  # the label check names a label map that does not open
+            return None
+    return None
+
+
 def size_problem(dataset, info: dict, shape: tuple[int, int]) -> Optional[str]:
     """Why an image that loads as ``shape`` (height, width) does not fit its
-    annotations, or None: mmdet takes each image's size from the annotation file
-    (``height``, ``width`` in ``data_list``) and trains on the loaded pixels, so
-    boxes drawn on another size land in the wrong place without a word."""
-    expected = info.get('height'), info.get('width')
-    if None in expected or tuple(shape) == expected:
+    annotations, or None. Training takes the boxes at the annotation file's size
+    and the loaded pixels as they are, so boxes drawn on another size land in the
+    wrong place without a word; a label map of another size is misaligned, or
+    fails the metric after the first epoch."""
+    annotated = annotated_size(dataset, info)
+    if annotated is None or tuple(shape) == annotated[0]:
         return None
-    return (f'it loads as {shape[1]}x{shape[0]}, but {dataset.ann_file} gives '
-            f'{expected[1]}x{expected[0]}, the size its annotations are drawn on (resized '
-            'after annotating, or turned by its EXIF orientation when loaded?)')
+    (height, width), source = annotated
+    return (f'it loads as {shape[1]}x{shape[0]}, but {source} {width}x{height}, the size '
+            'its annotations are drawn on (resized after annotating, or turned by its EXIF '
+            'orientation when loaded?)')
 
 
 def decode_samples(split: str, dataset, samples: int) -> str:
