@@ -9,14 +9,18 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shutil
+import time
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from helpers import ROOT, run_tool
-from mmpoolformer.datasets import builtin
+from mmpoolformer.datasets import builtin, image_check
 
 CLS = 'configs/classification/poolformer_s12_in1k.py'
 DET = 'configs/detection/maskrcnn_poolformer_s12.py'
@@ -352,11 +356,12 @@ def test_command_exit_status(data):
 
 # ---- what the checker used to pass silently: run as a command ---------------------------
 
-def command_error(config, root, *flags, culprit):
+def command_error(config, root, *flags, culprit, extra=()):
     """Run the tool as a command; it must fail, with exactly one line naming ``culprit``
-    (the `error: ...` line). Returns that line and the CompletedProcess."""
+    (the `error: ...` line). ``extra``: more --cfg-options. Returns that line and the
+    CompletedProcess."""
     proc = run_tool('tools/data/check_dataset.py', config, *flags,
-                    '--cfg-options', *options(config, root), timeout=300)
+                    '--cfg-options', *options(config, root), *extra, timeout=300)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
     assert 'Traceback' not in proc.stderr, proc.stderr
@@ -366,14 +371,16 @@ def command_error(config, root, *flags, culprit):
     return naming[0], proc
 
 
-def test_class_folder_without_images(data):
+@pytest.mark.parametrize('dataset_type', ['ImageNet', 'mmpoolformer.ValidatedImageFolder'])
+def test_class_folder_without_images(data, dataset_type):
     """mmpretrain only warns (naming the folder without its path) and trains without
-    the class."""
+    the class. ValidatedImageFolder: the image-folder set of docs/finetune.md."""
     root = data['imagenet']
     folder = f'{root}/train/{WNIDS[1]}'
     for name in os.listdir(folder):
         os.remove(f'{folder}/{name}')
-    line, _ = command_error(CLS, root, '--samples', '1', culprit=folder)
+    line, _ = command_error(CLS, root, '--samples', '1', culprit=folder,
+                            extra=[f'train_dataloader.dataset.type={dataset_type}'])
     assert line.startswith(f'error: train set: class folder without images: {folder} ')
 
 
@@ -420,6 +427,64 @@ def test_box_outside_its_image(data):
                     f'{image} (64x48)')
 
 
+@pytest.mark.parametrize('change,flags', [
+    ('resized', []),
+    ('turned by EXIF', ['--decode-all', '--workers', '1']),
+])
+def test_image_not_the_size_of_its_annotations(data, change, flags):
+    """The annotation file gives the image as 64x48; its boxes are drawn on that.
+    Resized after annotating, it loads as 32x24. Saved with EXIF orientation 6
+    ('turn 90 degrees clockwise'), the same 64x48 bitmap loads as 48x64: OpenCV, which
+    training decodes with, applies the tag. mmdet trains on either without a word."""
+    root = data['coco']
+    ann_file = f'{root}/annotations/instances_val2017.json'
+    image = next(img for img in read_json(ann_file)['images'] if img['id'] == 2)
+    assert (image['width'], image['height']) == (64, 48)
+    path = f'{root}/val2017/{image["file_name"]}'
+    if change == 'resized':
+        cv2.imwrite(path, cv2.resize(cv2.imread(path), (32, 24)))
+        loads_as = '32x24'
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = 6  # the EXIF orientation tag
+        Image.open(path).save(path, exif=exif.tobytes())
+        loads_as = '48x64'
+    code, _ = check(DET, root, flags=flags)
+    assert code == (f'error: val set: bad image {path}: it loads as {loads_as}, but {ann_file} '
+                    'gives 64x48, the size its annotations are drawn on (resized after '
+                    'annotating, or turned by its EXIF orientation when loaded?)')
+
+
+@pytest.mark.parametrize('change,flags', [
+    ('resized', []),
+    ('turned by EXIF', ['--decode-all', '--workers', '1']),
+])
+def test_image_not_the_size_of_its_label_map(data, change, flags):
+    """A 64x48 image and label map. Resized to 32x24, the image is caught by
+    mmseg's own ADE20KDataset nowhere (ValidatedADE20KDataset compares the file
+    headers when it loads). Saved with EXIF orientation 6, it loads as 48x64 while
+    its header still says 64x48: the header check passes it. mmseg would misalign
+    image and labels in training, and fail the IoU metric after the first epoch."""
+    root = data['ade']
+    image = f'{root}/images/validation/ADE_val_00000002.jpg'
+    label_map = f'{root}/annotations/validation/ADE_val_00000002.png'
+    extra = []
+    if change == 'resized':
+        cv2.imwrite(image, cv2.resize(cv2.imread(image), (32, 24)))
+        loads_as = '32x24'
+        extra = [f'{loader}.dataset.type=ADE20KDataset' for loader in ('val_dataloader',
+                                                                        'test_dataloader')]
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = 6  # the EXIF orientation tag
+        Image.open(image).save(image, exif=exif.tobytes())
+        loads_as = '48x64'
+    code, _ = check(SEG, root, *extra, flags=flags)
+    assert code == (f'error: val set: bad image {image}: it loads as {loads_as}, but its label '
+                    f'map {label_map} is 64x48, the size its annotations are drawn on '
+                    '(resized after annotating, or turned by its EXIF orientation when loaded?)')
+
+
 # ---- the same checks' edges, in-process ------------------------------------------------
 
 @pytest.mark.parametrize('bbox,inside', [
@@ -452,6 +517,116 @@ def test_decode_all_names_every_bad_image(data):
     assert code == 'error: val set: 2 of 2 images cannot be used (named above)'
     assert stderr.getvalue().splitlines() == [f'bad image {path}: the file is empty'
                                               for path in paths]
+
+
+# Train images that no sample is: the 8 samples are spread over the 1000 as
+# np.linspace(0, 999, 8) rounds, indices 0, 143, 285, 428, 571, 714, 856, 999.
+UNSAMPLED = (1, 500, 998)
+
+
+def imagenet_train_image(root, index):
+    wnid = WNIDS[index]  # one image per class folder; the folders are in sorted order
+    return f'{root}/train/{wnid}/{wnid}_{index + 1}.JPEG'
+
+
+def test_decode_all_decodes_every_image(data):
+    """Three bad images among 1000, none of them sampled: --decode-all names each,
+    in order. (Decoding only the first images, or every other one, fails this.)"""
+    root = data['imagenet']
+    paths = [imagenet_train_image(root, index) for index in UNSAMPLED]
+    for path in paths:
+        with open(path, 'wb') as f:
+            f.write(b'')
+    assert check(CLS, root)[0] == 0  # the samples miss them
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code, _ = check(CLS, root, flags=['--decode-all', '--workers', '1'])
+    assert code == 'error: train set: 3 of 1000 images cannot be used (named above)'
+    assert stderr.getvalue().splitlines() == [f'bad image {path}: the file is empty'
+                                              for path in paths]
+
+
+def pid_after_a_while(_item):
+    """The id of the process that ran it, after 20 ms: long enough for every worker
+    to take some of the items. (Sent to the workers by name.)"""
+    time.sleep(0.02)
+    return os.getpid()
+
+
+def test_decode_all_runs_in_worker_processes():
+    """--workers N decodes in N processes other than the tool's own."""
+    printed = []
+    pids = image_check.map_in_processes(pid_after_a_while, range(64), 2, 'pids',
+                                        out=printed.append)
+    assert len(pids) == 64
+    assert os.getpid() not in pids
+    assert len(set(pids)) == 2
+    assert printed[0].startswith('pids with 2 workers: about ')
+
+
+def test_decode_all_expected_time_comes_first(monkeypatch):
+    """The expected time is printed while the files are still being done,
+    extrapolated from the first ones: with a fake clock that advances 0.5 s per
+    file, 1000 files are 500 s, 8 min 20 s."""
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(image_check, 'time', SimpleNamespace(perf_counter=lambda: clock.now))
+    done, printed = [], []
+
+    def half_a_second(item):
+        clock.now += 0.5
+        done.append(item)
+
+    image_check.map_in_processes(half_a_second, range(1000), 1, 'files',
+                                 out=lambda line: printed.append((line, len(done))))
+    assert len(done) == 1000
+    [(line, done_when_printed)] = printed
+    measured = re.fullmatch(r'files with 1 worker: about 8 min 20 s in all '
+                            r'\(measured on the first (\d+)\)', line)
+    assert measured, line
+    assert done_when_printed == int(measured.group(1)) < 1000
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize('terminal', [True, False])
+def test_decode_all_progress_bar(terminal):
+    """A progress bar on a terminal (stderr), none in a log file."""
+    stderr = Terminal() if terminal else io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        image_check.map_in_processes(abs, range(1000), 1, 'decoding', out=lambda line: None)
+    if terminal:  # tqdm's bar: 'decoding:  25%|██▍       | 248/1000 [...]'
+        assert re.search(r'decoding: +\d+%\|.*\| *\d+/1000', stderr.getvalue()), \
+            stderr.getvalue()
+    else:
+        assert stderr.getvalue() == ''
+
+
+@pytest.mark.skipif(not hasattr(os, 'sched_getaffinity'), reason='Linux CPU affinity')
+def test_decode_all_workers_default_to_usable_cpus(monkeypatch, capsys):
+    """--workers defaults to the CPUs this process may run on (its affinity, as
+    taskset or a batch scheduler sets it), not every CPU of the machine; the tool
+    passes it on only with --decode-all."""
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 2, 5})
+    monkeypatch.setattr(os, 'cpu_count', lambda: 64)
+    calls = []
+    monkeypatch.setattr(TOOL, 'check_config',
+                        lambda config, cfg_options, **kwargs: calls.append(kwargs))
+    TOOL.main([CLS, '--decode-all'])
+    TOOL.main([CLS, '--decode-all', '--workers', '7'])
+    TOOL.main([CLS, '--samples', '3'])
+    assert [call['decode_workers'] for call in calls] == [3, 7, None]
+    assert calls[2]['samples'] == 3
+    with pytest.raises(SystemExit):
+        TOOL.main(['--help'])
+    assert '(default: the CPUs this process may use, here 3)' in ' '.join(
+        capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        TOOL.main([CLS, '--decode-all', '--workers', '0'])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        'error: --workers must be 1 or more')
 
 
 def test_label_map_that_does_not_decode(data):

@@ -15,7 +15,8 @@ or value:
    and box labels, every value of every segmentation label map (each decoded,
    single-channel); every COCO box lies inside its image;
 5. a sample of the images decodes, or with ``decode_workers`` every image, in
-   that many processes.
+   that many processes; each decoded image has the size of its annotations
+   (COCO's ``width`` and ``height``, the size of its label map).
 
 The evaluators' ``ann_file`` must exist as well: a missing one would only show
 after the first training epoch.

@@ -8,9 +8,11 @@ annotations or classes, label range, decoded sample images) and stops with
 `error: ...` naming the first problem: a file that is missing, an empty split or
 class folder, a class count that disagrees with the model, a label outside the
 classes, a label map that is not single-channel, a box outside its image, an
-image that does not decode. --decode-all decodes every image instead of a sample
-(in parallel, with the expected time first and a progress bar), and names each
-one that fails. The checks are listed in mmpoolformer/datasets/check.py.
+image that does not decode or does not load at the size of its annotations
+(a COCO file's, a label map's). --decode-all decodes every image instead of a
+sample (in parallel, with the expected time first and a progress bar), and names
+each one that fails.
+The checks are listed in mmpoolformer/datasets/check.py.
 """
 import argparse
 import os
