@@ -120,24 +120,31 @@ def _use_cpu_distributed(cfg: Config):
 
 @contextmanager
 def process_group_released():
-    """Run a tool's Runner inside this: on the way out, however it ends, the
+    """Run a tool's Runner inside this: in a distributed run, however it ends, the
     process group is destroyed while the interpreter is still whole.
 
     ``destroy_process_group()`` alone frees nothing while the DDP wrapper (held by
     the runner, which a propagating exception's frames keep alive) still holds the
     group: its gloo threads then die in interpreter finalization, which once aborted
     rank 0 of a finished two-process run ("terminate called without an active
-    exception", pytorch/pytorch#190489). So the frames are cleared and collected first.
+    exception", pytorch/pytorch#190489). So the frames are cleared and collected
+    first. A single process has no group and skips this: collecting the runner
+    there would only wait for its data loader workers to stop.
     """
     try:
         yield
     except BaseException as err:
-        _clear_frames(err)
+        if _distributed():
+            _clear_frames(err)
         raise
     finally:
-        gc.collect()
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if _distributed():
+            gc.collect()
             torch.distributed.destroy_process_group()
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def _clear_frames(err: BaseException):
