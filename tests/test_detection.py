@@ -21,8 +21,9 @@ from helpers import (
 MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
 RETINANET = 'configs/detection/retinanet_poolformer_s12_builtin.py'
 
-# Measured on the 2-core machine (seed 0, 6 epochs of 160 images, backbone from the
-# built-in classifier): Mask R-CNN box mAP 0.811, mask mAP 0.857 (about 9 minutes);
+# Measured on the 2-core machine (seed 0, 160 images, backbone from the built-in
+# classifier): Mask R-CNN box mAP 0.732, mask mAP 0.816 after its 4 epochs (0.797 /
+# 0.849 after 6, 2026-12-02);
 # RetinaNet box mAP 0.652 (12 epochs, about 6 minutes; 6 epochs at twice the lr gave
 # 0.294). Mask R-CNN before training (classifier backbone, fresh neck and heads): box
 # mAP 0.001, mask mAP 0.000.
@@ -37,7 +38,7 @@ def trained_maskrcnn(builtin_coco, builtin_classifier, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('maskrcnn'))
     succeeded(run_tool('tools/train.py', MASKRCNN, '--work-dir', work,
                  *builtin_coco_options(builtin_coco, builtin_classifier[1]), timeout=1500))
-    return work, os.path.join(work, 'epoch_6.pth')
+    return work, os.path.join(work, 'epoch_4.pth')
 
 
 @pytest.mark.slow

@@ -1,6 +1,5 @@
 # Mask R-CNN + PoolFormer-S12 on the built-in shapes data (see _base_/builtin_coco.py):
-# the COCO model with CPU-sized images, proposals and schedule (about 9 minutes on
-# 2 cores). `--cfg-options model.backbone.init_cfg=None` trains from scratch.
+# the COCO model with CPU-sized images, proposals and schedule. `--cfg-options model.backbone.init_cfg=None` trains from scratch.
 _base_ = ['./maskrcnn_poolformer_s12.py', './_base_/builtin_coco.py']
 
 model = dict(
@@ -18,12 +17,12 @@ test_dataloader = val_dataloader
 val_evaluator = {{_base_.builtin_val_evaluator}}
 test_evaluator = val_evaluator
 
-max_epochs = 6
+max_epochs = 4  # box / mask mAP 0.73 / 0.82 (6 epochs: 0.80 / 0.85; CHANGELOG, 2026-12-02)
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[5], gamma=0.1),
+    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[3], gamma=0.1),
 ]
 auto_scale_lr = dict(base_batch_size=4)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs))
