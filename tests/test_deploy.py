@@ -4,18 +4,13 @@ dropout still runs in train mode under no_grad."""
 import pytest
 import torch
 
-from helpers import build_from_config, dense_batch, randomize_, trained_like
+from helpers import build_from_config, dense_batch, max_rel_diff, randomize_, trained_like
 from mmpoolformer.models import PoolFormer
 from mmpoolformer.models.backbones.deploy import DeployedPoolFormerBlock, switch_to_deploy
 from mmpoolformer.models.layers import ConvMlp, OneDNNConvMlp
 from mmpoolformer.models.layers import mlp as mlp_layer
 
 TINY = dict(layers=[1, 1, 1, 1], embed_dims=[8, 16, 24, 32], mlp_ratios=4)
-
-
-def _max_rel_diff(outs, refs):
-    return max(((o - r).abs().max() / r.abs().max()).item()
-               for o, r in zip(outs, refs, strict=True))
 
 
 @pytest.mark.parametrize('arch', ['s12', 's24', 's36', 'm36', 'm48'])
@@ -32,9 +27,9 @@ def test_deployed_backbone_matches_trained(arch):
         deployed = model(x)
         model.channels_last_eval = False
         deployed_nchw = model(x)  # the folded math without oneDNN's fused ops
-    assert _max_rel_diff(default, reference) <= 1e-4   # measured ~2e-6
-    assert _max_rel_diff(deployed, reference) <= 1e-4  # measured ~2e-6
-    assert _max_rel_diff(deployed_nchw, reference) <= 1e-4
+    assert max_rel_diff(default, reference) <= 1e-4   # measured ~2e-6
+    assert max_rel_diff(deployed, reference) <= 1e-4  # measured ~2e-6
+    assert max_rel_diff(deployed_nchw, reference) <= 1e-4
     assert all(isinstance(b, DeployedPoolFormerBlock) for s in model.stages for b in s.blocks)
 
 
@@ -48,7 +43,7 @@ def test_deployed_dense_backbone_matches_trained(config):
         reference = model.neck(backbone(x))
         switch_to_deploy(backbone)
         deployed = model.neck(backbone(x))
-    assert _max_rel_diff(deployed, reference) <= 1e-4
+    assert max_rel_diff(deployed, reference) <= 1e-4
 
 
 def test_other_mixers_are_left_unfolded():
@@ -160,7 +155,7 @@ def test_every_path_runs_where_onednn_lacks_bf16(monkeypatch, bf16_supported):
                 continue
             outs = net(x.bfloat16())
             if net is model:
-                assert _max_rel_diff(outs, reference) <= 2e-2  # bf16 rounding (8-bit mantissa)
+                assert max_rel_diff(outs, reference) <= 2e-2  # bf16 rounding (8-bit mantissa)
     if not bf16_supported:
         assert fake.calls == []
 
