@@ -25,10 +25,11 @@ ROW_FIELDS = {'name', 'img_per_s', 'ratio', 'max_abs_diff', 'peak_fraction', 'no
 ROW_SECTIONS = ('inference', 'training', 'dense', 'dense_inference')
 # Max abs diff of a row against our NCHW eager fp32 output. fp32: the docs' files measure
 # at most 2.9e-5 (m36_cpu.json, ours: default + torch.compile). bf16 / fp16: bf16 keeps 8
-# mantissa bits (relative rounding 2**-9 = 2e-3 a value); s12_cpu.json measures 3.6e-3
-# (bf16 logits, batch 16, 224x224), the tiny run below 1.5e-3; fp16 1.7e-3 (its test below).
+# mantissa bits (relative rounding 2**-9 = 2e-3 a value, compounding over the blocks);
+# measured 8.9e-3 (the tiny run below, bf16 default eval), 3.6e-3 (s12_cpu.json, batch 16,
+# 224x224); fp16 1.7e-3 (its test below). 3e-2 leaves a margin of 3x.
 FP32_TOLERANCE = 1e-4
-HALF_TOLERANCE = 1e-2
+HALF_TOLERANCE = 3e-2
 TINY_INFERENCE = ['ours: default eval (channels_last)', 'ours: deploy (folded)',
                   'ours: NCHW eager', 'mmpretrain PoolFormer: NCHW eager', 'timm: NCHW eager',
                   'timm: channels_last eager', 'ours: default eval, bf16', 'ours: deploy, bf16']
