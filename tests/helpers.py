@@ -193,6 +193,18 @@ def succeeded(proc):
     return proc.stdout + proc.stderr
 
 
+def random_model(config):
+    """A model of the config with distinct random weights (norm affines included,
+    so that a GroupNorm exported without its per-channel affine would show)."""
+    return randomize_(build_from_config(config, **{'model.backbone.init_cfg': None}), 0, 0.02)
+
+
+def max_rel_diff(outs, refs):
+    """The largest of max |out - ref| / max |ref| over paired outputs."""
+    return max(((o - r).abs().max() / r.abs().max()).item()
+               for o, r in zip(outs, refs, strict=True))
+
+
 def trained_like(model, seed=0):
     """Random weights at trained-model scales, in eval mode: norm weights around 1 with
     biases, layer scales well away from their 1e-5 init, so every folded term matters."""

@@ -1,12 +1,15 @@
 """The benchmark (tools/analysis/benchmark.py, tools/analysis/speed.py): it runs on a
 tiny setting, its dense models share their weights, its rows of bf16 and fp16 steps and
 of ONNX Runtime, and its refusal of CUDA without a GPU."""
+import glob
 import json
+import os
+import re
 
 import pytest
 import torch
 
-from helpers import build_from_config, import_tool, randomize_, run_tool, succeeded
+from helpers import ROOT, import_tool, max_rel_diff, random_model, run_tool, succeeded
 from mmpoolformer.engine import cpu_has_native_bf16
 
 S12 = 'configs/classification/poolformer_s12_in1k.py'
@@ -16,29 +19,128 @@ needs_bf16 = pytest.mark.skipif(
            'is fp16)')
 
 
-def _max_rel_diff(outs, refs):
-    return max(((o - r).abs().max() / r.abs().max()).item()
-               for o, r in zip(outs, refs, strict=True))
+# What tools/analysis/benchmark.py writes with --json and benchmark_tables.py reads: one
+# speed.Row a line of each table (CUDA runs add peak_memory_mib; older files lack it).
+ROW_FIELDS = {'name', 'img_per_s', 'ratio', 'max_abs_diff', 'peak_fraction', 'note', 'times_s'}
+ROW_SECTIONS = ('inference', 'training', 'dense', 'dense_inference')
+# Max abs diff of a row against our NCHW eager fp32 output. fp32: the docs' files measure
+# at most 2.9e-5 (m36_cpu.json, ours: default + torch.compile). bf16 / fp16: bf16 keeps 8
+# mantissa bits (relative rounding 2**-9 = 2e-3 a value, compounding over the blocks);
+# measured 8.9e-3 (the tiny run below, bf16 default eval), 3.6e-3 (s12_cpu.json, batch 16,
+# 224x224); fp16 1.7e-3 (its test below). 3e-2 leaves a margin of 3x.
+FP32_TOLERANCE = 1e-4
+HALF_TOLERANCE = 3e-2
+TINY_INFERENCE = ['ours: default eval (channels_last)', 'ours: deploy (folded)',
+                  'ours: NCHW eager', 'mmpretrain PoolFormer: NCHW eager', 'timm: NCHW eager',
+                  'timm: channels_last eager', 'ours: default eval, bf16', 'ours: deploy, bf16']
+TRAINING = ['ours: train step NCHW', 'timm: train step NCHW',
+            'ours: train step channels_last', 'timm: train step channels_last']
+AMP_STEP = 'ours: train step NCHW, bf16 autocast (--amp)'
 
 
-def random_model(config):
-    """A model of the config with distinct random weights (norm affines included,
-    so that a GroupNorm exported without its per-channel affine would show)."""
-    return randomize_(build_from_config(config, **{'model.backbone.init_cfg': None}), 0, 0.02)
+def _baseline(section, rows, row):
+    """The row that ``row``'s ratio ("ours default / this") is taken against: the
+    first row of the inference table; ours of the same layout in training (the --amp
+    step against fp32 NCHW); with_cp=False of the same model; the first row of the
+    same model and kind (whole model / backbone alone) in dense inference."""
+    names = [r['name'] for r in rows]
+    name = row['name']
+    if section == 'inference':
+        return rows[0]
+    if section == 'training':
+        layout = 'channels_last' if 'channels_last' in name else 'NCHW'
+        return rows[names.index(f'ours: train step {layout}')]
+    if section == 'dense':
+        return rows[names.index(name.replace('with_cp=True', 'with_cp=False'))]
+    group = name.split(': ')[0] + ': '
+    return next(r for r in rows if r['name'].startswith(group))
+
+
+def check_report(report, where):
+    """The structure of a benchmark JSON, and the figures derived from the measured
+    times: img/s = batch / median time, the ratio column, the diffs within their
+    tolerances. ``where`` names the file in the messages."""
+    import statistics
+    sections = set(report) - {'machine', 'args'}
+    assert isinstance(report['machine'], str) and report['machine'], where
+    assert sections and sections <= set(ROW_SECTIONS) | {'bf16_agreement'}, (where, sections)
+    args = report['args']
+    assert {'arch', 'batch', 'res', 'threads', 'dense_batch'} <= set(args), where
+    for section in sections & set(ROW_SECTIONS):
+        rows = report[section]
+        batch = args['dense_batch'] if section.startswith('dense') else args['batch']
+        assert rows, (where, section)
+        for row in rows:
+            at = (where, section, row.get('name'))
+            assert set(row) - {'peak_memory_mib'} == ROW_FIELDS, at
+            assert row['times_s'] and min(row['times_s']) > 0, at
+            assert row['img_per_s'] == pytest.approx(
+                batch / statistics.median(row['times_s']), rel=1e-9), at
+            baseline = _baseline(section, rows, row)
+            assert row['ratio'] == pytest.approx(
+                baseline['img_per_s'] / row['img_per_s'], rel=1e-9), (at, baseline['name'])
+            if row['max_abs_diff'] is not None:
+                half = 'bf16' in row['name'] or 'fp16' in row['name']
+                assert row['max_abs_diff'] <= (HALF_TOLERANCE if half else FP32_TOLERANCE), at
+            if row['peak_fraction'] is not None:
+                assert 0 < row['peak_fraction'] < 10, at
+    if 'bf16_agreement' in sections:
+        result = report['bf16_agreement']
+        assert result['images'] > 0, where
+        assert all(0 <= result[k] <= 100 for k in ('top1_fp32', 'top1_bf16', 'agreement'))
 
 
 def test_benchmark_runs_on_a_tiny_setting(tmp_path):
+    """Its rows, their diffs within the tolerances (bf16 visibly rounded: more than
+    fp32's diffs, which are below 1e-5 here), the ratios and img/s from the times."""
     out = tmp_path / 'bench.json'
     proc = succeeded(run_tool('tools/analysis/benchmark.py', '--batch', '1', '--res', '64',
                               '--warmup', '0', '--repeats', '1', '--train', '--bf16',
                               '--json', str(out)))
     assert '| ours: deploy (folded) |' in proc and '| timm: channels_last eager |' in proc
     report = json.loads(out.read_text())
-    names = [r['name'] for r in report['inference']]
-    assert 'mmpretrain PoolFormer: NCHW eager' in names
-    assert all(r['img_per_s'] > 0 for r in report['inference'] + report['training'])
-    fp32 = [r for r in report['inference'] if 'bf16' not in r['name']]
-    assert all(r['max_abs_diff'] <= 1e-4 for r in fp32)
+    assert set(report) == {'machine', 'args', 'inference', 'training'}
+    assert 'CPU flags: ' in report['machine']
+    assert [r['name'] for r in report['inference']] == TINY_INFERENCE
+    amp = [AMP_STEP] if cpu_has_native_bf16() and not torch.cuda.is_available() else []
+    assert [r['name'] for r in report['training']] == TRAINING + amp
+    assert all(len(r['times_s']) == 1 for r in report['inference'] + report['training'])
+    check_report(report, str(out))
+    diffs = {r['name']: r['max_abs_diff'] for r in report['inference']}
+    assert all(diffs[name] < 1e-5 for name in TINY_INFERENCE[:6]), diffs
+    assert all(diffs[name] > 1e-4 for name in TINY_INFERENCE[6:]), diffs
+    assert all(r['max_abs_diff'] is None for r in report['training'])
+
+
+@pytest.mark.parametrize('name', sorted(
+    os.path.basename(p) for p in glob.glob(os.path.join(ROOT, 'docs', 'benchmarks', '*.json'))))
+def test_docs_benchmark_files_are_consistent(name):
+    """The files the docs' tables are written from (tools/analysis/benchmark_tables.py)
+    have the structure benchmark.py writes and figures that follow from their times."""
+    with open(os.path.join(ROOT, 'docs', 'benchmarks', name)) as f:
+        check_report(json.load(f), f'docs/benchmarks/{name}')
+
+
+def test_dense_rows_ratio_and_note(monkeypatch):
+    """The with_cp table from its subprocesses' results (faked here: 2.0 s and 1000 MiB
+    without with_cp, 2.5 s and 600 MiB with it): with_cp=True is 2.5 / 2.0 = 1.25x
+    slower, with 1 - 600 / 1000 = 40% less memory."""
+    import subprocess
+    speed = import_tool('tools/analysis/speed.py')
+    results = {False: dict(times_s=[2.0, 1.9, 2.1], median_s=2.0, peak_mib=1000.0),
+               True: dict(times_s=[2.5, 2.4, 2.6], median_s=2.5, peak_mib=600.0)}
+
+    def fake_run(command, **kwargs):
+        with_cp = re.search(r"dense_step\('\w+', (\w+)", command[-1])[1] == 'True'
+        return subprocess.CompletedProcess(command, 0, 'RESULT ' + json.dumps(results[with_cp]))
+    monkeypatch.setattr(speed.subprocess, 'run', fake_run)
+    rows = speed.dense_rows(['fpn'], batch=1, log=lambda *a: None)
+    assert [(r.name, r.ratio) for r in rows] == [('fpn train step, with_cp=False', 1.0),
+                                                 ('fpn train step, with_cp=True', 1.25)]
+    assert rows[1].note.endswith('vs with_cp=False: memory 40% less, time +25%')
+    check_report({'machine': 'faked', 'dense': speed.rows_as_dicts(rows),
+                  'args': dict(arch='s12', batch=1, res=224, threads=1, dense_batch=1)},
+                 'dense_rows')
 
 
 @pytest.mark.parametrize('kind', ['fpn', 'maskrcnn'])
@@ -50,7 +152,7 @@ def test_dense_benchmark_compares_models_with_the_same_weights(kind):
     assert type(theirs.backbone).__module__.startswith('mmpretrain')
     x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        diff = _max_rel_diff(ours.extract_feat(x), theirs.extract_feat(x))
+        diff = max_rel_diff(ours.extract_feat(x), theirs.extract_feat(x))
     assert diff <= 1e-4  # measured 2e-6 (maskrcnn)
 
 

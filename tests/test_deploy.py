@@ -4,18 +4,13 @@ dropout still runs in train mode under no_grad."""
 import pytest
 import torch
 
-from helpers import build_from_config, dense_batch, randomize_, trained_like
+from helpers import build_from_config, dense_batch, max_rel_diff, randomize_, trained_like
 from mmpoolformer.models import PoolFormer
 from mmpoolformer.models.backbones.deploy import DeployedPoolFormerBlock, switch_to_deploy
 from mmpoolformer.models.layers import ConvMlp, OneDNNConvMlp
 from mmpoolformer.models.layers import mlp as mlp_layer
 
 TINY = dict(layers=[1, 1, 1, 1], embed_dims=[8, 16, 24, 32], mlp_ratios=4)
-
-
-def _max_rel_diff(outs, refs):
-    return max(((o - r).abs().max() / r.abs().max()).item()
-               for o, r in zip(outs, refs, strict=True))
 
 
 @pytest.mark.parametrize('arch', ['s12', 's24', 's36', 'm36', 'm48'])
@@ -32,9 +27,9 @@ def test_deployed_backbone_matches_trained(arch):
         deployed = model(x)
         model.channels_last_eval = False
         deployed_nchw = model(x)  # the folded math without oneDNN's fused ops
-    assert _max_rel_diff(default, reference) <= 1e-4   # measured ~2e-6
-    assert _max_rel_diff(deployed, reference) <= 1e-4  # measured ~2e-6
-    assert _max_rel_diff(deployed_nchw, reference) <= 1e-4
+    assert max_rel_diff(default, reference) <= 1e-4   # measured ~2e-6
+    assert max_rel_diff(deployed, reference) <= 1e-4  # measured ~2e-6
+    assert max_rel_diff(deployed_nchw, reference) <= 1e-4
     assert all(isinstance(b, DeployedPoolFormerBlock) for s in model.stages for b in s.blocks)
 
 
@@ -48,7 +43,7 @@ def test_deployed_dense_backbone_matches_trained(config):
         reference = model.neck(backbone(x))
         switch_to_deploy(backbone)
         deployed = model.neck(backbone(x))
-    assert _max_rel_diff(deployed, reference) <= 1e-4
+    assert max_rel_diff(deployed, reference) <= 1e-4
 
 
 def test_other_mixers_are_left_unfolded():
@@ -135,7 +130,9 @@ def test_every_path_runs_where_onednn_lacks_bf16(monkeypatch, bf16_supported):
     """On a CPU without oneDNN bf16 (AVX2 only) the bf16 default and deploy
     paths take the plain convolutions, and fp32 still fuses. The ISA check is
     faked, so this runs on every machine; with the check saying 'supported' the
-    faked AVX2 op raises, which shows that the check is what keeps bf16 off it."""
+    faked AVX2 op raises, which shows that the check is what keeps bf16 off it. The
+    outputs of both, default eval and deployed, are the fp32 model's within bf16's
+    rounding."""
     fake = _OneDNNWithoutBF16(mlp_layer._ONEDNN)
     monkeypatch.setattr(mlp_layer, '_ONEDNN', fake)
     real_supports = mlp_layer.onednn_supports
@@ -150,8 +147,10 @@ def test_every_path_runs_where_onednn_lacks_bf16(monkeypatch, bf16_supported):
         model(x)
         assert set(fake.calls) == {torch.float32}  # fp32 fuses on any CPU
         fake.calls.clear()
-        nchw = trained_like(PoolFormer('s12', out_indices=(0, 3), channels_last_eval=False))
-        reference = nchw.to(torch.bfloat16)(x.bfloat16())
+        # The same weights in fp32 on the NCHW path, which never calls oneDNN's fused op.
+        reference = trained_like(PoolFormer('s12', out_indices=(0, 3),
+                                            channels_last_eval=False))(x)
+        assert fake.calls == []
         for net in (model, deployed):
             net.to(torch.bfloat16)
             if bf16_supported:
@@ -159,8 +158,10 @@ def test_every_path_runs_where_onednn_lacks_bf16(monkeypatch, bf16_supported):
                     net(x.bfloat16())
                 continue
             outs = net(x.bfloat16())
-            if net is model:
-                assert _max_rel_diff(outs, reference) <= 2e-2  # bf16 rounding (8-bit mantissa)
+            assert all(o.dtype == torch.bfloat16 for o in outs)
+            # bf16 rounding (8-bit mantissa) over 12 blocks: measured 1.3e-2 (default eval)
+            # and 1.1e-2 (deployed) against fp32; 4e-2 leaves a margin of 3x.
+            assert max_rel_diff([o.float() for o in outs], reference) <= 4e-2, net
     if not bf16_supported:
         assert fake.calls == []
 

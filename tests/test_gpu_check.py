@@ -162,25 +162,70 @@ def test_plan_draws_the_builtin_data_it_lacks(plan):
                if c[1] == 'tools/data/make_builtin_data.py') < first_train
 
 
-def test_gpu_marked_tests_skip_without_cuda_and_run_with_it():
-    """-m gpu selects the gpu-marked tests of tests/test_gpu.py: without CUDA each of them
-    skips, saying why; with CUDA each passes."""
+# A pytest plugin for the run below: the tests that carry the gpu marker (seen before
+# -m deselects anything), each one's skipif conditions, and every phase's outcome.
+GPU_OUTCOMES_PLUGIN = """
+import json, os
+import pytest
+
+if os.environ.get('FAKE_CUDA'):  # before the test modules import torch.cuda's answer
     import torch
-    proc = subprocess.run([sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-q',
-                           '-rs', '-m', 'gpu', 'tests/test_gpu.py'], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, PYTHONPATH=ROOT))
+    torch.cuda.is_available = lambda: True
+marked, outcomes = {}, {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker('gpu'):
+            marked[item.nodeid] = [bool(m.args[0]) for m in item.iter_markers('skipif')]
+
+
+def pytest_runtest_logreport(report):
+    reason = report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else ''
+    outcomes.setdefault(report.nodeid, []).append((report.when, report.outcome, reason))
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ['GPU_OUTCOMES'], 'w') as f:
+        json.dump(dict(marked=marked, outcomes=outcomes), f)
+"""
+
+
+def _gpu_run(tmp_path, *args, fake_cuda=False):
+    """``pytest -m gpu tests`` as tools/gpu_check.sh runs it, with the plugin above;
+    returns (the process, what the plugin recorded)."""
+    (tmp_path / 'gpu_outcomes.py').write_text(GPU_OUTCOMES_PLUGIN)
+    record = tmp_path / ('fake.json' if fake_cuda else 'run.json')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, str(tmp_path)]),
+               GPU_OUTCOMES=str(record), FAKE_CUDA='1' if fake_cuda else '')
+    proc = subprocess.run([sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider',
+                           '-p', 'gpu_outcomes', '-q', '-m', 'gpu', *args, 'tests'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    return proc, json.loads(record.read_text())
+
+
+def test_gpu_marked_tests_skip_without_cuda_and_run_with_it(tmp_path):
+    """-m gpu runs every test that carries the gpu marker (however many there are):
+    without CUDA each skips, saying why; with CUDA each passes. With torch.cuda faked
+    to answer yes, no skip condition holds, so on a CUDA machine they run."""
+    import torch
+    proc, record = _gpu_run(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    summary = proc.stdout.strip().splitlines()[-1]
-    outcomes = {word: int(n) for n, word in re.findall(r'(\d+) (\w+)', summary)}
-    selected = sum(n for word, n in outcomes.items() if word != 'deselected')
-    assert selected >= 9, summary  # 4 AMP, 2 CUDA layouts, 2 deploy, 1 with_cp
-    if torch.cuda.is_available():
-        assert outcomes.get('passed') == selected, summary
-    else:
-        assert outcomes.get('skipped') == selected, summary
-        skips = re.findall(r'SKIPPED \[(\d+)\] .*: needs a CUDA device', proc.stdout)
-        assert sum(map(int, skips)) == selected, proc.stdout[-3000:]
+    marked, outcomes = record['marked'], record['outcomes']
+    assert marked, 'no test carries the gpu marker'
+    assert sorted(outcomes) == sorted(marked), proc.stdout[-3000:]
+    for nodeid, phases in outcomes.items():
+        if torch.cuda.is_available():
+            assert ['call', 'passed', ''] in phases, (nodeid, phases)
+            assert all(outcome != 'failed' for _, outcome, _ in phases), (nodeid, phases)
+        else:
+            assert phases[0] == ['setup', 'skipped', 'Skipped: needs a CUDA device'], \
+                (nodeid, phases)
+            assert all(when != 'call' for when, _, _ in phases), (nodeid, phases)
+    _, faked = _gpu_run(tmp_path, '--collect-only', fake_cuda=True)
+    assert sorted(faked['marked']) == sorted(marked)
+    assert not any(any(conditions) for conditions in faked['marked'].values()), faked
 
 
 # --------------------------------------------------------------------------- #

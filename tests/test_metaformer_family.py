@@ -241,13 +241,28 @@ def test_random_mixing_resampled_by_hand():
     assert torch.allclose(mixer.mixing_matrix(1, 2), torch.tensor([[1.0, 0.0], [0.375, 0.625]]))
 
 
-def test_random_mixing_resampling_is_smooth_in_resolution():
-    """Resampling to nearly the stored grid gives nearly the stored mixing."""
-    mixer = RandomMixing(dim=4, num_tokens=196)
-    x = torch.randn(1, 4, 14, 14)
-    near = torch.nn.functional.interpolate(x, size=(15, 15), mode='bilinear')
-    back = torch.nn.functional.interpolate(mixer(near), size=(14, 14), mode='bilinear')
-    assert (back - mixer(x)).abs().mean() < x.abs().mean()
+def test_random_mixing_resampled_rows_follow_positions():
+    """Rows follow token positions: with the identity stored (every token keeps only
+    itself), halving the grid (14x14 -> 7x7, each new token the mean of a 2x2 block)
+    gives the identity again, and on a 28x20 grid each token mixes only tokens whose
+    positions on the 14x14 grid lie less than 2 stored cells from its own (both
+    interpolate from a stored cell they share), itself included. Any other
+    row-stochastic resampling (uniform, random, rows in the wrong order) mixes far
+    tokens."""
+    mixer = RandomMixing(dim=1, num_tokens=196)
+    with torch.no_grad():
+        mixer.random_matrix.copy_(torch.eye(196))
+    assert torch.allclose(mixer.mixing_matrix(7, 7), torch.eye(49), atol=1e-6)
+    height, width = 28, 20
+    matrix = mixer.mixing_matrix(height, width)
+    # Token centres on the stored grid (half-pixel centres, align_corners=False).
+    rows = (torch.arange(height) + 0.5) * 14 / height - 0.5
+    cols = (torch.arange(width) + 0.5) * 14 / width - 0.5
+    row_of, col_of = rows.repeat_interleave(width), cols.repeat(height)
+    far = (((row_of[:, None] - row_of[None]).abs() >= 2)
+           | ((col_of[:, None] - col_of[None]).abs() >= 2))
+    assert matrix[far].abs().max() < 1e-6
+    assert (matrix.diagonal() > 0.05).all()
 
 
 @pytest.mark.parametrize('family,arch', S_MEMBERS)

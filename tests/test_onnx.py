@@ -6,18 +6,12 @@ import os
 import pytest
 import torch
 
-from helpers import build_from_config, randomize_, run_tool, succeeded
+from helpers import random_model, run_tool, succeeded
 from mmpoolformer.deployment import RTOL, check_onnx, check_tolerance, export_onnx
 from mmpoolformer.deployment.onnx import ExportReport, export_wrapper
 from mmpoolformer.utils.errors import UsageError
 
 S12 = 'configs/classification/poolformer_s12_in1k.py'
-
-
-def random_model(config):
-    """A model of the config with distinct random weights (norm affines included,
-    so that a GroupNorm exported without its per-channel affine would show)."""
-    return randomize_(build_from_config(config, **{'model.backbone.init_cfg': None}), 0, 0.02)
 
 
 @pytest.fixture(scope='module')

@@ -73,6 +73,11 @@ INDEPENDENT_SIZES = {
     'poolformer_s36_in1k': (30_862_760, 5_003_159_552),
     'poolformer_m36_in1k': (56_172_520, 8_801_914_368),
     'poolformer_m48_in1k': (73_473_448, 11_590_746_624),
+    # mmsegmentation 1.2.2's Semantic FPN with mmpretrain 1.2.0's PoolFormer backbone
+    # (out_indices 0, 2, 4, 6), fvcore's FlopCountAnalysis on its tensor forward,
+    # 1x3x512x512 (the paper gives 15.7M and 23.2M parameters, see test_configs.py).
+    'fpn_poolformer_s12_ade20k': (15_669_846, 31_043_354_624),
+    'fpn_poolformer_s24_ade20k': (25_143_638, 39_351_484_416),
 }
 
 
