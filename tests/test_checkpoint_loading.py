@@ -189,3 +189,81 @@ def test_last_checkpoint_is_never_written_in_place(tmp_path, monkeypatch):
     assert writes == [], 'last_checkpoint was opened for writing in place'
     assert open(pointer).read() == str(work / 'epoch_2.pth')
     assert os.listdir(work / '.last_checkpoint.staging') == []
+
+
+# --------------------------------------------------------------------------- #
+# Every road a checkpoint takes: init_cfg, URLs
+# --------------------------------------------------------------------------- #
+def _crafted(tmp_path, name='evil.pth'):
+    """(path of a checkpoint whose unpickling touches a marker file, that marker)."""
+    marker = tmp_path / 'pwned'
+    path = tmp_path / name
+    torch.save({'state_dict': _RunsCommand(marker)}, path)
+    return path, marker
+
+
+@pytest.mark.parametrize('init_type', ['mmpoolformer.PretrainedAnyLayout', 'Pretrained'])
+def test_crafted_checkpoint_is_refused_through_init_cfg(tmp_path, init_type):
+    """init_cfg's own loader, and mmengine's ``Pretrained`` where tools/train.py and
+    tools/test.py run (inside mmengine_loads_through_load_file)."""
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
+    from mmpoolformer.models import PoolFormer
+    path, marker = _crafted(tmp_path)
+    backbone = PoolFormer('s12', init_cfg=dict(type=init_type, checkpoint=str(path)))
+    with mmengine_loads_through_load_file(), \
+            pytest.raises(CheckpointError, match=rf'refused to load {path}: .*posix\.system'):
+        backbone.init_weights()
+    assert not marker.exists()
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch, request):
+    """(base URL, folder it serves): a server on 127.0.0.1 in a thread, http or https
+    (a self-signed certificate made with openssl, trusted through SSL_CERT_FILE);
+    torch's hub cache, where URLs are downloaded to, under tmp_path."""
+    import functools
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+    folder = tmp_path / 'served'
+    folder.mkdir()
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    if request.param == 'https':
+        if shutil.which('openssl') is None:
+            pytest.skip('openssl is needed to make a certificate for the https server')
+        cert, key = tmp_path / 'cert.pem', tmp_path / 'key.pem'
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                        '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+                        '-keyout', str(key), '-out', str(cert)], check=True, capture_output=True)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        monkeypatch.setenv('SSL_CERT_FILE', str(cert))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f'{request.param}://127.0.0.1:{server.server_address[1]}', folder
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.parametrize('served', ['http', 'https'], indirect=True)
+def test_crafted_checkpoint_is_refused_over_http(served, tmp_path):
+    from mmengine.runner import CheckpointLoader
+
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
+    base, folder = served
+    _, marker = _crafted(folder)
+    url = f'{base}/evil.pth'
+    refusal = rf'^refused to load {url}: .*posix\.system.*--trust-checkpoint {url}$'
+    with pytest.raises(CheckpointError, match=refusal):
+        load_file(url)
+    with mmengine_loads_through_load_file(), pytest.raises(CheckpointError, match=refusal):
+        CheckpointLoader.load_checkpoint(url)
+    assert not marker.exists()
+    trust_checkpoint(url)  # vouched for: the (cached) download is unpickled in full
+    load_file(url)
+    assert marker.exists()
