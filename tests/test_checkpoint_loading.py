@@ -71,15 +71,80 @@ def test_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path, kind):
     assert not marker.exists()
 
 
-def test_tools_refuse_a_crafted_checkpoint_in_one_line(tmp_path, tiny_cls_data):
+def _tool_commands(tmp_path, checkpoint, data_root):
+    """Each tool that loads a checkpoint, given CHECKPOINT in its own way."""
+    import cv2
+    import numpy as np
+    image = str(tmp_path / 'shape.png')
+    cv2.imwrite(image, np.full((64, 64, 3), 128, np.uint8))
+    work = ['--work-dir', str(tmp_path / 'work')]
+    return {
+        'convert': ['tools/model_converters/convert.py', checkpoint, str(tmp_path / 'out.pth')],
+        'train --resume': ['tools/train.py', CLS, '--resume', checkpoint, *work,
+                           *builtin_cls_options(data_root)],
+        'test': ['tools/test.py', CLS, checkpoint, *work, *builtin_cls_options(data_root)],
+        'inference': ['tools/inference.py', CLS, checkpoint, image,
+                      '--out-dir', str(tmp_path / 'out')],
+        'demo': ['tools/demo/app.py', CLS, checkpoint],
+        'gradcam': ['tools/visualization/gradcam.py', image, CLS, '--checkpoint', checkpoint,
+                    '--size', '64', '--out', str(tmp_path / 'cam.png')],
+        'onnx': ['tools/deployment/pytorch2onnx.py', CLS, checkpoint, '--shape', '64', '64',
+                 '--out', str(tmp_path / 'model.onnx')],
+    }
+
+
+TOOLS = ['convert', 'train --resume', 'test', 'inference', 'demo', 'gradcam', 'onnx']
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_tools_refuse_a_crafted_checkpoint_in_one_line(tmp_path, tiny_cls_data, tool):
+    """The demo refuses before its server starts; train.py with --resume (its
+    load_from goes the same way, test_load_from_and_resume_refuse_a_crafted_checkpoint)."""
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': _RunsCommand(marker)}, path)
-    proc = run_tool('tools/model_converters/convert.py', str(path), str(tmp_path / 'out.pth'))
-    one_line_error(proc, r'refused to load .*evil\.pth.*posix\.system.*--trust-checkpoint')
-    proc = run_tool('tools/test.py', CLS, str(path), '--work-dir', str(tmp_path / 'work'),
-                    *builtin_cls_options(tiny_cls_data))
-    one_line_error(proc, r'refused to load')
+    command = _tool_commands(tmp_path, str(path), tiny_cls_data)[tool]
+    one_line_error(run_tool(*command),
+                   r'refused to load .*evil\.pth.*posix\.system.*--trust-checkpoint')
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_tools_trust_the_checkpoint_named_by_the_flag(tmp_path, monkeypatch, tool):
+    """Each tool's --trust-checkpoint PATH reaches load_file, which then unpickles that
+    file in full (the payload runs); the refusal above shows that each tool reads its
+    checkpoint through load_file. Parsing is enough: nothing is built."""
+    from helpers import import_tool
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'trusted.pth'
+    torch.save({'state_dict': _RunsCommand(marker)}, path)
+    command = _tool_commands(tmp_path, str(path), str(tmp_path / 'data'))[tool]
+    module = import_tool(command[0])
+    monkeypatch.setattr('sys.argv', [*command, '--trust-checkpoint', str(path)])
+    module.parse_args()
+    load_file(str(path))
+    assert marker.exists()
+
+
+@pytest.mark.parametrize('resume', [False, True], ids=['load_from', 'resume'])
+def test_load_from_and_resume_refuse_a_crafted_checkpoint(tmp_path, resume):
+    """The Runner's load_from and resume, where tools/train.py and tools/test.py run it."""
+    from mmengine.runner import Runner
+
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': _RunsCommand(marker)}, path)
+    runner = Runner(
+        model=toy_model(), work_dir=str(tmp_path / 'work'),
+        train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='pseudo_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=1), load_from=str(path), resume=resume)
+    with mmengine_loads_through_load_file(), \
+            pytest.raises(CheckpointError, match=rf'refused to load {path}: '):
+        runner.train()
     assert not marker.exists()
 
 
