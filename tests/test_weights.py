@@ -151,3 +151,41 @@ def test_wrong_arch_names_key_and_shapes(tmp_path):
 def test_missing_checkpoint_is_one_line():
     with pytest.raises(FileNotFoundError, match='checkpoint not found: /no/such.pth'):
         load_model_weights(_ours('s12'), '/no/such.pth')
+
+
+# The classifier's final GroupNorm under each layout's own name (docs/models.md;
+# sail-sg/poolformer's ``norm``, mmpretrain's ``norm6`` after stage 6 of its network
+# list, timm's ``head.norm``).
+FINAL_NORM_KEYS = {'official': 'norm', 'mmpretrain': 'backbone.norm6', 'timm': 'head.norm'}
+
+
+@pytest.mark.parametrize('layout', sorted(FINAL_NORM_KEYS))
+def test_dense_backbone_takes_the_classifiers_final_norm_into_its_last_output_norm(
+        layout, tmp_path):
+    """The last output norm (norm3) of a four-output backbone gets the classifier's
+    final GroupNorm; norm0..norm2 have no counterpart and keep GroupNorm's
+    initialisation (weight 1, bias 0, torch.nn.GroupNorm.reset_parameters)."""
+    if layout == 'timm':
+        state_dict = timm.create_model('poolformer_s12').state_dict()
+    else:
+        state_dict = mmpretrain_classifier('s12').state_dict()
+        if layout == 'official':
+            state_dict = official_from_mmpretrain(state_dict)
+    gen = torch.Generator().manual_seed(0)
+    weight, bias = 0.5 + torch.rand(512, generator=gen), torch.randn(512, generator=gen)
+    key = FINAL_NORM_KEYS[layout]
+    assert state_dict[f'{key}.weight'].shape == (512, )  # the name is the layout's
+    state_dict[f'{key}.weight'], state_dict[f'{key}.bias'] = weight, bias
+    path = tmp_path / 'classifier.pth'
+    torch.save(state_dict, path)
+
+    backbone = PoolFormer('s12', out_indices=(0, 1, 2, 3),
+                          init_cfg=dict(type='mmpoolformer.PretrainedAnyLayout',
+                                        checkpoint=str(path)))
+    backbone.init_weights()
+    assert torch.equal(backbone.norm3.weight, weight)
+    assert torch.equal(backbone.norm3.bias, bias)
+    for i in range(3):
+        norm = getattr(backbone, f'norm{i}')
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight)), i
+        assert torch.equal(norm.bias, torch.zeros_like(norm.bias)), i
