@@ -71,15 +71,80 @@ def test_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path, kind):
     assert not marker.exists()
 
 
-def test_tools_refuse_a_crafted_checkpoint_in_one_line(tmp_path, tiny_cls_data):
+def _tool_commands(tmp_path, checkpoint, data_root):
+    """Each tool that loads a checkpoint, given CHECKPOINT in its own way."""
+    import cv2
+    import numpy as np
+    image = str(tmp_path / 'shape.png')
+    cv2.imwrite(image, np.full((64, 64, 3), 128, np.uint8))
+    work = ['--work-dir', str(tmp_path / 'work')]
+    return {
+        'convert': ['tools/model_converters/convert.py', checkpoint, str(tmp_path / 'out.pth')],
+        'train --resume': ['tools/train.py', CLS, '--resume', checkpoint, *work,
+                           *builtin_cls_options(data_root)],
+        'test': ['tools/test.py', CLS, checkpoint, *work, *builtin_cls_options(data_root)],
+        'inference': ['tools/inference.py', CLS, checkpoint, image,
+                      '--out-dir', str(tmp_path / 'out')],
+        'demo': ['tools/demo/app.py', CLS, checkpoint],
+        'gradcam': ['tools/visualization/gradcam.py', image, CLS, '--checkpoint', checkpoint,
+                    '--size', '64', '--out', str(tmp_path / 'cam.png')],
+        'onnx': ['tools/deployment/pytorch2onnx.py', CLS, checkpoint, '--shape', '64', '64',
+                 '--out', str(tmp_path / 'model.onnx')],
+    }
+
+
+TOOLS = ['convert', 'train --resume', 'test', 'inference', 'demo', 'gradcam', 'onnx']
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_tools_refuse_a_crafted_checkpoint_in_one_line(tmp_path, tiny_cls_data, tool):
+    """The demo refuses before its server starts; train.py with --resume (its
+    load_from goes the same way, test_load_from_and_resume_refuse_a_crafted_checkpoint)."""
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': _RunsCommand(marker)}, path)
-    proc = run_tool('tools/model_converters/convert.py', str(path), str(tmp_path / 'out.pth'))
-    one_line_error(proc, r'refused to load .*evil\.pth.*posix\.system.*--trust-checkpoint')
-    proc = run_tool('tools/test.py', CLS, str(path), '--work-dir', str(tmp_path / 'work'),
-                    *builtin_cls_options(tiny_cls_data))
-    one_line_error(proc, r'refused to load')
+    command = _tool_commands(tmp_path, str(path), tiny_cls_data)[tool]
+    one_line_error(run_tool(*command),
+                   r'refused to load .*evil\.pth.*posix\.system.*--trust-checkpoint')
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_tools_trust_the_checkpoint_named_by_the_flag(tmp_path, monkeypatch, tool):
+    """Each tool's --trust-checkpoint PATH reaches load_file, which then unpickles that
+    file in full (the payload runs); the refusal above shows that each tool reads its
+    checkpoint through load_file. Parsing is enough: nothing is built."""
+    from helpers import import_tool
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'trusted.pth'
+    torch.save({'state_dict': _RunsCommand(marker)}, path)
+    command = _tool_commands(tmp_path, str(path), str(tmp_path / 'data'))[tool]
+    module = import_tool(command[0])
+    monkeypatch.setattr('sys.argv', [*command, '--trust-checkpoint', str(path)])
+    module.parse_args()
+    load_file(str(path))
+    assert marker.exists()
+
+
+@pytest.mark.parametrize('resume', [False, True], ids=['load_from', 'resume'])
+def test_load_from_and_resume_refuse_a_crafted_checkpoint(tmp_path, resume):
+    """The Runner's load_from and resume, where tools/train.py and tools/test.py run it."""
+    from mmengine.runner import Runner
+
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': _RunsCommand(marker)}, path)
+    runner = Runner(
+        model=toy_model(), work_dir=str(tmp_path / 'work'),
+        train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='pseudo_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=1), load_from=str(path), resume=resume)
+    with mmengine_loads_through_load_file(), \
+            pytest.raises(CheckpointError, match=rf'refused to load {path}: '):
+        runner.train()
     assert not marker.exists()
 
 
@@ -189,3 +254,81 @@ def test_last_checkpoint_is_never_written_in_place(tmp_path, monkeypatch):
     assert writes == [], 'last_checkpoint was opened for writing in place'
     assert open(pointer).read() == str(work / 'epoch_2.pth')
     assert os.listdir(work / '.last_checkpoint.staging') == []
+
+
+# --------------------------------------------------------------------------- #
+# Every road a checkpoint takes: init_cfg, URLs
+# --------------------------------------------------------------------------- #
+def _crafted(tmp_path, name='evil.pth'):
+    """(path of a checkpoint whose unpickling touches a marker file, that marker)."""
+    marker = tmp_path / 'pwned'
+    path = tmp_path / name
+    torch.save({'state_dict': _RunsCommand(marker)}, path)
+    return path, marker
+
+
+@pytest.mark.parametrize('init_type', ['mmpoolformer.PretrainedAnyLayout', 'Pretrained'])
+def test_crafted_checkpoint_is_refused_through_init_cfg(tmp_path, init_type):
+    """init_cfg's own loader, and mmengine's ``Pretrained`` where tools/train.py and
+    tools/test.py run (inside mmengine_loads_through_load_file)."""
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
+    from mmpoolformer.models import PoolFormer
+    path, marker = _crafted(tmp_path)
+    backbone = PoolFormer('s12', init_cfg=dict(type=init_type, checkpoint=str(path)))
+    with mmengine_loads_through_load_file(), \
+            pytest.raises(CheckpointError, match=rf'refused to load {path}: .*posix\.system'):
+        backbone.init_weights()
+    assert not marker.exists()
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch, request):
+    """(base URL, folder it serves): a server on 127.0.0.1 in a thread, http or https
+    (a self-signed certificate made with openssl, trusted through SSL_CERT_FILE);
+    torch's hub cache, where URLs are downloaded to, under tmp_path."""
+    import functools
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+    folder = tmp_path / 'served'
+    folder.mkdir()
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    if request.param == 'https':
+        if shutil.which('openssl') is None:
+            pytest.skip('openssl is needed to make a certificate for the https server')
+        cert, key = tmp_path / 'cert.pem', tmp_path / 'key.pem'
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                        '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+                        '-keyout', str(key), '-out', str(cert)], check=True, capture_output=True)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        monkeypatch.setenv('SSL_CERT_FILE', str(cert))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f'{request.param}://127.0.0.1:{server.server_address[1]}', folder
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.parametrize('served', ['http', 'https'], indirect=True)
+def test_crafted_checkpoint_is_refused_over_http(served, tmp_path):
+    from mmengine.runner import CheckpointLoader
+
+    from mmpoolformer.checkpoint import mmengine_loads_through_load_file
+    base, folder = served
+    _, marker = _crafted(folder)
+    url = f'{base}/evil.pth'
+    refusal = rf'^refused to load {url}: .*posix\.system.*--trust-checkpoint {url}$'
+    with pytest.raises(CheckpointError, match=refusal):
+        load_file(url)
+    with mmengine_loads_through_load_file(), pytest.raises(CheckpointError, match=refusal):
+        CheckpointLoader.load_checkpoint(url)
+    assert not marker.exists()
+    trust_checkpoint(url)  # vouched for: the (cached) download is unpickled in full
+    load_file(url)
+    assert marker.exists()

@@ -83,8 +83,8 @@ def test_retinanet_skips_the_stride4_output():
 
 @pytest.mark.parametrize('config', CONFIGS)
 def test_configs_check_images_write_atomically_and_stop_on_nan(config):
-    """docs/reliability.md: every config loads test images with LoadImageChecked,
-    writes checkpoints through the atomic backend and stops at a NaN loss."""
+    """docs/reliability.md: every config loads test images (--tta's too) with
+    LoadImageChecked, writes checkpoints through the atomic backend and stops at a NaN loss."""
     from mmpoolformer.apis import load_config
     cfg = load_config(os.path.join(ROOT, config))
     assert cfg.default_hooks.checkpoint.type == 'mmpoolformer.AtomicCheckpointHook'
@@ -93,6 +93,8 @@ def test_configs_check_images_write_atomically_and_stop_on_nan(config):
     for loader in ('val_dataloader', 'test_dataloader'):
         assert cfg[loader].dataset.pipeline[0].type == 'mmpoolformer.LoadImageChecked'
         assert cfg[loader].dataset.test_mode
+    if cfg.get('tta_pipeline'):  # tools/test.py --tta puts it in test_dataloader's place
+        assert cfg.tta_pipeline[0].type == 'mmpoolformer.LoadImageChecked', config
 
 
 @pytest.mark.parametrize('config', CONFIGS)

@@ -95,6 +95,29 @@ def test_bad_test_image_can_be_skipped_and_counted(tiny_cls_data, tmp_path):
     assert re.search(r'accuracy/top1: [\d.]+', out)
 
 
+@pytest.mark.parametrize('config', ['configs/segmentation/fpn_poolformer_s12_ade20k.py',
+                                    'configs/detection/retinanet_poolformer_s12.py',
+                                    'configs/detection/retinanet_poolformer_s12_builtin.py'])
+def test_bad_test_image_is_named_under_tta(tmp_path, config):
+    """tools/test.py --tta tests with the config's tta_pipeline (enable_tta): its first
+    transform, run in the config's toolbox scope, names a corrupt image."""
+    from mmengine.dataset import Compose
+    from mmengine.registry import DefaultScope
+
+    from helpers import ROOT
+    from mmpoolformer.apis import load_config
+    from mmpoolformer.apis.run import enable_tta
+    cfg = load_config(os.path.join(ROOT, config))
+    enable_tta(cfg)
+    bad = tmp_path / 'ADE_val_00000001.jpg'
+    bad.write_bytes(b'not an image at all' * 10)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+    with pytest.raises(DatasetError, match=rf'^bad image {bad}: it cannot be decoded'):
+        pipeline(dict(img_path=str(bad), seg_map_path=None, reduce_zero_label=True,
+                      seg_fields=[], img_id=0, instances=[]))
+
+
 @pytest.mark.parametrize('mode', ['gray', 'rgba', '16bit'])
 def test_grayscale_rgba_and_16bit_images_load_as_8bit_bgr(tmp_path, mode):
     from mmpoolformer.datasets.transforms import LoadImageChecked

@@ -1,5 +1,5 @@
 """What a cluster does to a training run (docs/reliability.md, "Faults on a cluster"):
-SIGTERM / SIGUSR1 (preemption, time limits), a NaN loss (in one process, on one rank),
+SIGTERM / SIGUSR1 (preemption, time limits), a NaN loss (in one process, on one rank), an Inf loss,
 a rank that dies, a checkpoint write that fails, a data worker killed; a resume at an
 iteration that loads nothing for the trained batches; and the slurm scripts that ask
 for the warning signal and requeue a stopped job."""
@@ -218,6 +218,44 @@ def test_fp16_skipped_steps_are_not_a_failure_until_too_many_in_a_row(tmp_path):
     with pytest.raises(TrainingError, match=r'at iteration 1 \(epoch 1\): loss=nan; '
                                             r'training stopped and'):
         NonFiniteLossHook().after_train_iter(runner(loss_scaler=None), 0, outputs=nan)
+
+
+@pytest.mark.parametrize('bad', [float('inf'), float('-inf')], ids=['inf', '-inf'])
+def test_an_infinite_loss_stops_training_like_a_nan(tmp_path, bad):
+    """A toy run of two epochs (two iterations each) whose loss term turns infinite at
+    iteration 3, beside a finite one: the run stops there naming the term, and only
+    epoch 1's checkpoint was written."""
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    from mmpoolformer.utils.errors import TrainingError
+
+    class InfiniteAtIteration3(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 1)
+            self.calls = 0
+
+        def forward(self, inputs, mode='loss'):
+            self.calls += 1
+            loss = self.linear(torch.stack(inputs)).pow(2).mean()
+            return dict(loss_a=loss * (bad if self.calls == 3 else 1.0), loss_b=loss)
+
+    work = tmp_path / 'work'
+    runner = Runner(
+        model=InfiniteAtIteration3(), work_dir=str(work),
+        train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='pseudo_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=2),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+        custom_hooks=[dict(type='mmpoolformer.NonFiniteLossHook')])
+    with pytest.raises(TrainingError, match=rf'non-finite loss at iteration 3 \(epoch 2\): '
+                                            rf'loss={bad}, loss_a={bad}, loss_b=[0-9.e-]+; '
+                                            r'training stopped'):
+        runner.train()
+    assert sorted(os.path.basename(p) for p in glob.glob(str(work / '*.pth'))) == ['epoch_1.pth']
 
 
 def test_failed_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):

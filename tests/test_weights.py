@@ -1,5 +1,6 @@
 """Weights of all public layouts load, with numerical parity to timm and mmpretrain."""
 import logging
+import re
 
 import pytest
 import timm
@@ -151,3 +152,90 @@ def test_wrong_arch_names_key_and_shapes(tmp_path):
 def test_missing_checkpoint_is_one_line():
     with pytest.raises(FileNotFoundError, match='checkpoint not found: /no/such.pth'):
         load_model_weights(_ours('s12'), '/no/such.pth')
+
+
+# The classifier's final GroupNorm under each layout's own name (docs/models.md;
+# sail-sg/poolformer's ``norm``, mmpretrain's ``norm6`` after stage 6 of its network
+# list, timm's ``head.norm``).
+FINAL_NORM_KEYS = {'official': 'norm', 'mmpretrain': 'backbone.norm6', 'timm': 'head.norm'}
+
+
+@pytest.mark.parametrize('layout', sorted(FINAL_NORM_KEYS))
+def test_dense_backbone_takes_the_classifiers_final_norm_into_its_last_output_norm(
+        layout, tmp_path):
+    """The last output norm (norm3) of a four-output backbone gets the classifier's
+    final GroupNorm; norm0..norm2 have no counterpart and keep GroupNorm's
+    initialisation (weight 1, bias 0, torch.nn.GroupNorm.reset_parameters)."""
+    if layout == 'timm':
+        state_dict = timm.create_model('poolformer_s12').state_dict()
+    else:
+        state_dict = mmpretrain_classifier('s12').state_dict()
+        if layout == 'official':
+            state_dict = official_from_mmpretrain(state_dict)
+    gen = torch.Generator().manual_seed(0)
+    weight, bias = 0.5 + torch.rand(512, generator=gen), torch.randn(512, generator=gen)
+    key = FINAL_NORM_KEYS[layout]
+    assert state_dict[f'{key}.weight'].shape == (512, )  # the name is the layout's
+    state_dict[f'{key}.weight'], state_dict[f'{key}.bias'] = weight, bias
+    path = tmp_path / 'classifier.pth'
+    torch.save(state_dict, path)
+
+    backbone = PoolFormer('s12', out_indices=(0, 1, 2, 3),
+                          init_cfg=dict(type='mmpoolformer.PretrainedAnyLayout',
+                                        checkpoint=str(path)))
+    backbone.init_weights()
+    assert torch.equal(backbone.norm3.weight, weight)
+    assert torch.equal(backbone.norm3.bias, bias)
+    for i in range(3):
+        norm = getattr(backbone, f'norm{i}')
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight)), i
+        assert torch.equal(norm.bias, torch.zeros_like(norm.bias)), i
+
+
+# mmsegmentation's Semantic FPN + PoolFormer checkpoints
+# (fpn_poolformer_{s12,...}_8x4_512x512_40k_ade20k_*.pth, mmseg's poolformer metafile):
+# mmpretrain's PoolFormer with out_indices (0, 2, 4, 6), so output norms norm0, norm2,
+# norm4, norm6, then mmseg's FPN neck and FPNHead (scale heads of 1, 1, 2 and 3 conv
+# modules, every second entry of the deeper ones an upsampling without weights).
+MMSEG_FPN_S12 = 'mmseg::poolformer/fpn_poolformer_s12_8xb4-40k_ade20k-512x512.py'
+MMSEG_FPN_OUTSIDE_BACKBONE = (
+    [f'neck.{kind}.{i}.conv.{p}' for kind in ('lateral_convs', 'fpn_convs') for i in range(4)
+     for p in ('weight', 'bias')]
+    + ['decode_head.conv_seg.weight', 'decode_head.conv_seg.bias']
+    + [f'decode_head.scale_heads.{i}.{j}.{p}'
+       for i, j in [(0, 0), (1, 0), (2, 0), (2, 2), (3, 0), (3, 2), (3, 4)]
+       for p in ('conv.weight', 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var',
+                 'bn.num_batches_tracked')])
+
+
+def test_mmsegmentation_fpn_checkpoint_loads_every_tensor(tmp_path):
+    """A checkpoint of mmseg's own Semantic FPN + PoolFormer-S12 model (built from
+    mmseg's config, random weights and BN statistics) loads into our FPN config with
+    no key missing or left over, and both models give the same logits: a tensor
+    that did not land, or landed in the wrong place, would change them."""
+    from mmpoolformer.apis import build_model
+    theirs = randomize_(build_model(MMSEG_FPN_S12), seed=5).eval()
+    gen = torch.Generator().manual_seed(6)
+    for name, buffer in theirs.named_buffers():
+        if name.endswith(('running_mean', 'running_var')):
+            buffer.copy_(torch.rand(buffer.shape, generator=gen) + 0.5)
+    state_dict = theirs.state_dict()
+    backbone_norms = sorted(k for k in state_dict if re.match(r'backbone\.norm\d', k))
+    assert backbone_norms == [f'backbone.norm{i}.{p}' for i in (0, 2, 4, 6)
+                              for p in ('bias', 'weight')]
+    assert 'backbone.patch_embed.proj.weight' in state_dict
+    assert 'backbone.network.6.1.mlp.fc2.weight' in state_dict
+    assert sorted(k for k in state_dict if not k.startswith('backbone.')) == sorted(
+        MMSEG_FPN_OUTSIDE_BACKBONE)
+    path = tmp_path / 'fpn_poolformer_s12_8x4_512x512_40k_ade20k.pth'
+    torch.save({'meta': {'mmseg_version': '0.24.0'}, 'state_dict': state_dict}, path)
+
+    ours = build_from_config('configs/segmentation/fpn_poolformer_s12_ade20k.py')
+    missing, unexpected = load_model_weights(ours, str(path))
+    assert (missing, unexpected) == ([], [])
+    assert len(ours.state_dict()) == len(state_dict)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        expected, got = theirs(x, mode='tensor'), ours(x, mode='tensor')
+    assert got.shape == expected.shape == (1, 150, 16, 24)
+    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()

@@ -37,7 +37,7 @@ test_dataloader = val_dataloader
 # tools/test.py --tta: mmdet's flip test at the test scale; tta_model, mmdet's DetTTAModel
 # merging the boxes of both views by NMS, comes from mmdet's retinanet_tta.py.
 tta_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmpoolformer.LoadImageChecked'),  # a bad image named, as in test_pipeline
     dict(type='TestTimeAug', transforms=[
         [dict(type='Resize', scale=(1333, 800), keep_ratio=True)],
         [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],

@@ -55,7 +55,7 @@ test_dataloader = val_dataloader
 # SegTTAModel, comes from mmseg's runtime config.
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmpoolformer.LoadImageChecked'),  # a bad image named, as in test_pipeline
     dict(type='TestTimeAug', transforms=[
         [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
         [dict(type='ResizeToMultiple', size_divisor=32)],

@@ -91,15 +91,20 @@ def load_file(path: str, map_location='cpu') -> dict:
         with torch.serialization.safe_globals(_mmengine_types()):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        culprit = re.search(r'(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)', str(err))
-        what = f' (it calls {culprit[1]})' if culprit else ''
-        raise CheckpointError(
-            f'refused to load {path}: unpickling it needs code outside plain tensor '
-            f'and number types{what}, and nothing from it was run. If you trust '
-            f'this file, pass --trust-checkpoint {path}') from None
+        raise _refused(path, err) from None
     except Exception as err:  # truncated zip, not a checkpoint, ...
         raise CheckpointError(
             f'cannot load checkpoint {path}: {str(err).splitlines()[0]}') from None
+
+
+def _refused(path: str, err: pickle.UnpicklingError) -> CheckpointError:
+    """The one-line refusal of a file (or URL) that needs code to unpickle."""
+    culprit = re.search(r'(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)', str(err))
+    what = f' (it calls {culprit[1]})' if culprit else ''
+    return CheckpointError(
+        f'refused to load {path}: unpickling it needs code outside plain tensor '
+        f'and number types{what}, and nothing from it was run. If you trust '
+        f'this file, pass --trust-checkpoint {path}')
 
 
 def _load_url(url: str, map_location, trusted: bool) -> dict:
@@ -111,6 +116,11 @@ def _load_url(url: str, map_location, trusted: bool) -> dict:
                 url, map_location=map_location, weights_only=not trusted)
     except urllib.error.URLError as err:  # HTTP errors, unknown host, refused connection
         raise CheckpointError(f'cannot download checkpoint {url}: {err}') from None
+    except pickle.UnpicklingError as err:  # downloaded (and cached) but not plain data
+        raise _refused(url, err) from None
+    except Exception as err:  # truncated download, not a checkpoint, ...
+        raise CheckpointError(
+            f'cannot load checkpoint {url}: {str(err).splitlines()[0]}') from None
 
 
 def load_from_mmpoolformer(filename, map_location=None):

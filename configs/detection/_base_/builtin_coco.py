@@ -21,7 +21,7 @@ builtin_test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 builtin_tta_pipeline = [  # flip test (tools/test.py --tta) at the same scale
-    dict(type='LoadImageFromFile'),
+    dict(type='mmpoolformer.LoadImageChecked'),  # a bad image named, as in test_pipeline
     dict(type='TestTimeAug', transforms=[
         [dict(type='Resize', scale=builtin_image_scale, keep_ratio=True)],
         [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
