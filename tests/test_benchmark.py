@@ -22,7 +22,8 @@ needs_bf16 = pytest.mark.skipif(
 # What tools/analysis/benchmark.py writes with --json and benchmark_tables.py reads: one
 # speed.Row a line of each table (CUDA runs add peak_memory_mib; older files lack it).
 ROW_FIELDS = {'name', 'img_per_s', 'ratio', 'max_abs_diff', 'peak_fraction', 'note', 'times_s'}
-ROW_SECTIONS = ('inference', 'training', 'dense', 'dense_inference')
+ROW_SECTIONS = ('inference', 'training', 'training_runner', 'dense', 'dense_training',
+                'dense_profile', 'dense_inference')
 # Max abs diff of a row against our NCHW eager fp32 output. fp32: the docs' files measure
 # at most 2.9e-5 (m36_cpu.json, ours: default + torch.compile). bf16 / fp16: bf16 keeps 8
 # mantissa bits (relative rounding 2**-9 = 2e-3 a value, compounding over the blocks);
@@ -35,7 +36,11 @@ TINY_INFERENCE = ['ours: default eval (channels_last)', 'ours: deploy (folded)',
                   'timm: channels_last eager', 'ours: default eval, bf16', 'ours: deploy, bf16']
 TRAINING = ['ours: train step NCHW', 'timm: train step NCHW',
             'ours: train step channels_last', 'timm: train step channels_last']
-AMP_STEP = 'ours: train step NCHW, bf16 autocast (--amp)'
+AMP_STEP = 'ours: train step channels_last, bf16 autocast (--amp)'
+TRAINING_RUNNER = ['tools/train.py step, ImageNet config (default: channels_last on the CPU)',
+                   'tools/train.py step, channels_last_train=False (NCHW)',
+                   'timm: train step NCHW, same recipe',
+                   'timm: train step channels_last, same recipe']
 
 
 def _baseline(section, rows, row):
@@ -45,8 +50,10 @@ def _baseline(section, rows, row):
     same model and kind (whole model / backbone alone) in dense inference."""
     names = [r['name'] for r in rows]
     name = row['name']
-    if section == 'inference':
+    if section in ('inference', 'training_runner'):
         return rows[0]
+    if section == 'dense_profile':  # shares of one step, no ratio
+        return row
     if section == 'training':
         layout = 'channels_last' if 'channels_last' in name else 'NCHW'
         return rows[names.index(f'ours: train step {layout}')]
@@ -68,11 +75,12 @@ def check_report(report, where):
     assert {'arch', 'batch', 'res', 'threads', 'dense_batch'} <= set(args), where
     for section in sections & set(ROW_SECTIONS):
         rows = report[section]
-        batch = args['dense_batch'] if section.startswith('dense') else args['batch']
         assert rows, (where, section)
         for row in rows:
             at = (where, section, row.get('name'))
-            assert set(row) - {'peak_memory_mib'} == ROW_FIELDS, at
+            assert set(row) - {'peak_memory_mib', 'batch'} == ROW_FIELDS, at
+            batch = row.get('batch') or (
+                args['dense_batch'] if section.startswith('dense') else args['batch'])
             assert row['times_s'] and min(row['times_s']) > 0, at
             assert row['img_per_s'] == pytest.approx(
                 batch / statistics.median(row['times_s']), rel=1e-9), at
@@ -94,12 +102,13 @@ def test_benchmark_runs_on_a_tiny_setting(tmp_path):
     """Its rows, their diffs within the tolerances (bf16 visibly rounded: more than
     fp32's diffs, which are below 1e-5 here), the ratios and img/s from the times."""
     out = tmp_path / 'bench.json'
-    proc = succeeded(run_tool('tools/analysis/benchmark.py', '--batch', '1', '--res', '64',
+    proc = succeeded(run_tool('tools/analysis/benchmark.py', '--batch', '2', '--res', '64',
                               '--warmup', '0', '--repeats', '1', '--train', '--bf16',
                               '--json', str(out)))
     assert '| ours: deploy (folded) |' in proc and '| timm: channels_last eager |' in proc
     report = json.loads(out.read_text())
-    assert set(report) == {'machine', 'args', 'inference', 'training'}
+    assert set(report) == {'machine', 'args', 'inference', 'training', 'training_runner'}
+    assert [r['name'] for r in report['training_runner']] == TRAINING_RUNNER
     assert 'CPU flags: ' in report['machine']
     assert [r['name'] for r in report['inference']] == TINY_INFERENCE
     amp = [AMP_STEP] if cpu_has_native_bf16() and not torch.cuda.is_available() else []
@@ -160,8 +169,8 @@ def test_dense_benchmark_compares_models_with_the_same_weights(kind):
 def test_benchmark_reports_amp_step():
     training_rows = import_tool('tools/analysis/speed.py').training_rows
     rows = training_rows(batch=2, res=32, warmup=0, repeats=1, log=lambda *a: None, bf16=True)
-    assert rows[4].name == 'ours: train step NCHW, bf16 autocast (--amp)'
-    assert rows[4].ratio == pytest.approx(rows[0].img_per_s / rows[4].img_per_s)
+    assert rows[4].name == AMP_STEP
+    assert rows[4].ratio == pytest.approx(rows[2].img_per_s / rows[4].img_per_s)
 
 
 def test_benchmark_half_precision_rows(monkeypatch):
@@ -201,3 +210,27 @@ def test_benchmark_onnxruntime_rows():
         expected = model(x, mode='tensor')
     for _, run, inp, kind in candidates:
         assert kind == 'logits' and torch.allclose(run(inp), expected, rtol=0, atol=1e-4)
+
+
+def test_dense_training_and_profile_rows_on_a_small_fpn(monkeypatch):
+    """The dense training table (ours against mmpretrain's backbone, at the
+    config's batch) and the profile (each part's share of the step) on a small
+    Semantic FPN: their rows, and the parts adding up to the whole step."""
+    speed = import_tool('tools/analysis/speed.py')
+    monkeypatch.setitem(speed.DENSE, 'fpn', (speed.DENSE['fpn'][0], (64, 64)))
+    monkeypatch.setattr(speed, 'dense_training_batch', lambda kind: 2)
+    quiet = dict(log=lambda *a: None)
+    training = speed.dense_training_rows(['fpn'], warmup=0, repeats=1, **quiet)
+    profile = speed.dense_profile_rows(['fpn'], repeats=1, **quiet)
+    assert [r.name for r in training] == ['fpn train step: ours (default)',
+                                          'fpn train step: mmpretrain PoolFormer backbone']
+    parts = ['data preprocessor', 'backbone (forward + backward)', 'neck (forward + backward)',
+             'heads and losses (forward + backward): the rest', 'AdamW step']
+    assert [r.name for r in profile] == [f'fpn: {part}' for part in parts]  # no mmcv op in FPN
+    shares = [float(re.match(r'(-?\d+)% of the step', r.note).group(1)) for r in profile]
+    assert abs(sum(shares) - 100) <= len(shares)  # each share is rounded to 1%
+    report = dict(machine='test', args=dict(arch='s12', batch=16, res=224, threads=2,
+                                            dense_batch=1),
+                  dense_training=speed.rows_as_dicts(training),
+                  dense_profile=speed.rows_as_dicts(profile))
+    check_report(report, 'the small FPN run')

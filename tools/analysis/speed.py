@@ -38,6 +38,7 @@ class Row:
     note: str = ''
     times_s: list[float] = field(default_factory=list)
     peak_memory_mib: Optional[float] = None  # CUDA: torch.cuda.max_memory_allocated
+    batch: Optional[int] = None  # images per step, where it is not the run's --batch
 
 
 def time_call(fn: Callable, warmup: int, repeats: int) -> list[float]:
@@ -281,8 +282,10 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
             optimizer.step()
         steps[name] = synchronized(step, device)
     if bf16:
-        amp = 'fp16 autocast + loss scaling' if device.startswith('cuda') else 'bf16 autocast'
-        steps[f'ours: train step, {amp} (--amp)'] = synchronized(
+        # in the layout tools/train.py --amp trains in: channels_last on the CPU only
+        on_cuda = device.startswith('cuda')
+        amp = 'NCHW, fp16 autocast + loss scaling' if on_cuda else 'channels_last, bf16 autocast'
+        steps[f'ours: train step {amp} (--amp)'] = synchronized(
             _amp_step(ours.to(device), x, labels), device)
     times = time_round_robin(steps, warmup, repeats, log)
     rows = [Row(name, batch / statistics.median(t), times_s=t) for name, t in times.items()]
@@ -295,8 +298,6 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
         for row in pair:
             row.ratio = pair[0].img_per_s / row.img_per_s
     if bf16:
-        # against fp32 in the layout tools/train.py trains in: channels_last on the CPU only
-        on_cuda = device.startswith('cuda')
         base, layout = (rows[0], 'NCHW') if on_cuda else (rows[2], 'channels_last')
         rows[4].ratio = base.img_per_s / rows[4].img_per_s
         rows[4].note = f'step time --amp / fp32 ({layout}): {rows[4].ratio:.2f}'
@@ -558,7 +559,7 @@ def dense_training_rows(kinds, warmup=1, repeats=3, log=print) -> list[Row]:
                 step()
             steps[name] = seeded
         times = time_round_robin(steps, warmup, repeats, log)
-        kind_rows = [Row(name, batch / statistics.median(t), times_s=t,
+        kind_rows = [Row(name, batch / statistics.median(t), times_s=t, batch=batch,
                          note=f'batch {batch}, {DENSE[kind][1][1]}x{DENSE[kind][1][0]}')
                      for name, t in times.items()]
         for row in kind_rows:
@@ -641,7 +642,7 @@ def dense_profile_rows(kinds, repeats=3, log=print) -> list[Row]:
             **{f'  of which {key}': value / repeats for key, value in mmcv_seconds.items()},
         }
         for name, seconds in shares.items():
-            rows.append(Row(f'{kind}: {name}', batch / max(seconds, 1e-9),
+            rows.append(Row(f'{kind}: {name}', batch / seconds, times_s=[seconds], batch=batch,
                             note=f'{100 * seconds / total:.0f}% of the step with its '
                                  f'preprocessing ({1000 * seconds:.0f} ms)'))
     return rows
