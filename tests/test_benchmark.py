@@ -2,6 +2,7 @@
 tiny setting, its dense models share their weights, its rows of bf16 and fp16 steps and
 of ONNX Runtime, and its refusal of CUDA without a GPU."""
 import json
+import re
 
 import pytest
 import torch
@@ -99,3 +100,21 @@ def test_benchmark_onnxruntime_rows():
         expected = model(x, mode='tensor')
     for _, run, inp, kind in candidates:
         assert kind == 'logits' and torch.allclose(run(inp), expected, rtol=0, atol=1e-4)
+
+
+def test_pipeline_rows_time_each_pipeline_on_generated_images():
+    """Each pipeline runs on every generated image and gives what its model takes:
+    224x224 crops (ImageNet, timm), 1333x800 at most (COCO: 640x480 scaled by 800/480
+    = 1067x800), 512x512 crops at most (ADE20K). The ratio is the rate over timm's."""
+    pipelines = import_tool('tools/analysis/pipelines.py')
+    threads = torch.get_num_threads()
+    rows = pipelines.pipeline_rows(n_images=4, repeats=1, log=lambda *a: None)
+    assert [r.name.split(':')[0] for r in rows] == ['timm', 'ImageNet', 'COCO', 'ADE20K']
+    notes = [r.note for r in rows]
+    assert notes[:3] == ['4 images; output 3x224x224', '4 images; output 3x224x224',
+                         '4 images; output 3x800x1067']
+    channels, height, width = map(int, re.search(r'(\d+)x(\d+)x(\d+)$', notes[3]).groups())
+    assert notes[3].startswith('4 images;') and channels == 3 and max(height, width) <= 512
+    assert all(r.img_per_s > 0 and len(r.times_s) == 1 for r in rows)
+    assert all(r.ratio == pytest.approx(r.img_per_s / rows[0].img_per_s) for r in rows)
+    assert torch.get_num_threads() == threads  # a worker's one thread is given back

@@ -52,6 +52,9 @@ def parse_args():
                         default=[], help='dense models: whole-model inference, ours against '
                         'the same model with mmpretrain\'s PoolFormer backbone')
     parser.add_argument('--dense-batch', type=int, default=1)
+    parser.add_argument('--pipelines', action='store_true',
+                        help='add the configs\' train data pipelines, images/s per data-loader '
+                             'worker, against timm\'s ImageNet train transforms')
     parser.add_argument('--no-inference', action='store_true',
                         help='skip the classification inference table')
     parser.add_argument('--json', help='also write the figures here')
@@ -98,6 +101,12 @@ def main():
             rows, f'Dense models (S12): Mask R-CNN 1333x800 / Semantic FPN 512x512, '
             f'inference, batch {args.dense_batch}, fp32'))
         report['dense_inference'] = speed.rows_as_dicts(rows)
+    if args.pipelines:
+        from pipelines import pipeline_rows
+        rows = pipeline_rows(repeats=args.repeats)
+        tables.append(speed.format_table(
+            rows, 'Data pipelines: images/s per worker (one thread)', ratio='this / timm'))
+        report['pipelines'] = speed.rows_as_dicts(rows)
     if args.bf16_agreement:
         result = speed.bf16_agreement(*args.bf16_agreement)
         tables.append('### bf16 vs fp32 on ' + args.bf16_agreement[0] + '\n\n' + ', '.join(
