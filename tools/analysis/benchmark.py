@@ -8,6 +8,7 @@ after --warmup runs. Prints Markdown tables (and writes JSON with --json).
     python tools/analysis/benchmark.py --onnxruntime             # + ONNX Runtime rows
     python tools/analysis/benchmark.py --dense maskrcnn fpn       # with_cp memory / time
     python tools/analysis/benchmark.py --dense-inference maskrcnn fpn  # vs mmpretrain's backbone
+    python tools/analysis/benchmark.py --no-inference --pipelines  # data pipelines per worker
     python tools/analysis/benchmark.py --device cuda --fp16 --bf16 --batch 64   # on a GPU
 """
 import argparse

@@ -98,6 +98,11 @@ def agreement_table(result: dict, args: dict) -> list:
             f'{result["agreement"]:.1f}% of images |']
 
 
+def workers_needed(row: dict) -> int:
+    """Workers of this row's rate that feed one GPU training at GPU_IMG_PER_S."""
+    return math.ceil(GPU_IMG_PER_S / row['img_per_s'])
+
+
 def pipelines_table(rows: list) -> list:
     """Images/s per data-loader worker, and the workers one GPU needs at GPU_IMG_PER_S."""
     runs = {len(row.get('times_s', [])) for row in rows}
@@ -107,9 +112,8 @@ def pipelines_table(rows: list) -> list:
              f'| pipeline | img/s per worker | this / timm | workers for {GPU_IMG_PER_S:,} '
              'img/s | note |', '|---|---|---|---|---|']
     for row in rows:
-        workers = math.ceil(GPU_IMG_PER_S / row['img_per_s'])
         lines.append(f'| {row["name"]} | {significant(row["img_per_s"])} | {row["ratio"]:.2f} '
-                     f'| {workers} | {row["note"]} |')
+                     f'| {workers_needed(row)} | {row["note"]} |')
     return lines
 
 
