@@ -105,7 +105,8 @@ def test_benchmark_onnxruntime_rows():
 def test_pipeline_rows_time_each_pipeline_on_generated_images():
     """Each pipeline runs on every generated image and gives what its model takes:
     224x224 crops (ImageNet, timm), 1333x800 at most (COCO: 640x480 scaled by 800/480
-    = 1067x800), 512x512 crops at most (ADE20K). The ratio is the rate over timm's."""
+    = 1067x800), 512x512 crops at most (ADE20K). The ratio is the rate over timm's.
+    Broken by hand: with one_thread() not restoring torch's threads, this failed (1 != 2)."""
     pipelines = import_tool('tools/analysis/pipelines.py')
     threads = torch.get_num_threads()
     rows = pipelines.pipeline_rows(n_images=4, repeats=1, log=lambda *a: None)

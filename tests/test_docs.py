@@ -103,7 +103,8 @@ def test_the_pipelines_table_gives_workers_per_gpu(tmp_path, monkeypatch):
     """The issue's hand measurement, 138 img/s per worker against timm's 156: a GPU
     training at 1,343 img/s needs 1343 / 138 = 9.7 -> 10 workers (9 for timm's 156:
     8.6 -> 9); none for COCO, whose model trains far slower. A file without the
-    section renders without it (the other tests)."""
+    section renders without it (the other tests). Broken by hand: workers rounded down
+    instead of up, this failed (8 instead of 9 for timm)."""
     doc = _fake_repo(tmp_path, monkeypatch,
                      '<!-- benchmark-table: run pipelines -->\n<!-- /benchmark-table -->\n',
                      {'run': dict(RECORD, pipelines=PIPELINE_ROWS)})
@@ -143,7 +144,7 @@ def test_imagenet_workers_feed_the_gpu_rate_of_the_docs():
     """The ImageNet configs run at least the workers per GPU that the docs' table asks
     for, in every benchmark file with the table. The check itself: a worker at the
     issue's hand measurement (138 img/s) needs 1343 / 138 = 9.7 -> 10 workers, more
-    than the configured 8."""
+    than the configured 8. Broken by hand: with num_workers=10 in the config, this failed."""
     workers = _configured_workers()
     records = {}
     for path in glob.glob(os.path.join(ROOT, 'docs', 'benchmarks', '*.json')):
