@@ -70,7 +70,8 @@ def check_report(report, where):
     import statistics
     sections = set(report) - {'machine', 'args'}
     assert isinstance(report['machine'], str) and report['machine'], where
-    assert sections and sections <= set(ROW_SECTIONS) | {'bf16_agreement'}, (where, sections)
+    assert sections and sections <= set(ROW_SECTIONS) | {'bf16_agreement', 'pipelines'}, (
+        where, sections)
     args = report['args']
     assert {'arch', 'batch', 'res', 'threads', 'dense_batch'} <= set(args), where
     for section in sections & set(ROW_SECTIONS):
@@ -92,6 +93,13 @@ def check_report(report, where):
                 assert row['max_abs_diff'] <= (HALF_TOLERANCE if half else FP32_TOLERANCE), at
             if row['peak_fraction'] is not None:
                 assert 0 < row['peak_fraction'] < 10, at
+    if 'pipelines' in sections:  # images/s per worker, each against timm's (the first row)
+        rows = report['pipelines']
+        assert rows[0]['name'].startswith('timm'), where
+        for row in rows:
+            assert row['times_s'] and row['img_per_s'] > 0, (where, row['name'])
+            assert row['ratio'] == pytest.approx(row['img_per_s'] / rows[0]['img_per_s'],
+                                                 rel=1e-9), (where, row['name'])
     if 'bf16_agreement' in sections:
         result = report['bf16_agreement']
         assert result['images'] > 0, where
@@ -234,3 +242,22 @@ def test_dense_training_and_profile_rows_on_a_small_fpn(monkeypatch):
                   dense_training=speed.rows_as_dicts(training),
                   dense_profile=speed.rows_as_dicts(profile))
     check_report(report, 'the small FPN run')
+
+
+def test_pipeline_rows_time_each_pipeline_on_generated_images():
+    """Each pipeline runs on every generated image and gives what its model takes:
+    224x224 crops (ImageNet, timm), 1333x800 at most (COCO: 640x480 scaled by 800/480
+    = 1067x800), 512x512 crops at most (ADE20K). The ratio is the rate over timm's.
+    Broken by hand: with one_thread() not restoring torch's threads, this failed (1 != 2)."""
+    pipelines = import_tool('tools/analysis/pipelines.py')
+    threads = torch.get_num_threads()
+    rows = pipelines.pipeline_rows(n_images=4, repeats=1, log=lambda *a: None)
+    assert [r.name.split(':')[0] for r in rows] == ['timm', 'ImageNet', 'COCO', 'ADE20K']
+    notes = [r.note for r in rows]
+    assert notes[:3] == ['4 images; output 3x224x224', '4 images; output 3x224x224',
+                         '4 images; output 3x800x1067']
+    channels, height, width = map(int, re.search(r'(\d+)x(\d+)x(\d+)$', notes[3]).groups())
+    assert notes[3].startswith('4 images;') and channels == 3 and max(height, width) <= 512
+    assert all(r.img_per_s > 0 and len(r.times_s) == 1 for r in rows)
+    assert all(r.ratio == pytest.approx(r.img_per_s / rows[0].img_per_s) for r in rows)
+    assert torch.get_num_threads() == threads  # a worker's one thread is given back

@@ -90,6 +90,72 @@ def test_the_tables_written_from_a_json_file(tmp_path, monkeypatch):
     assert tables.main(['--check']) == 0
 
 
+PIPELINE_ROWS = [
+    dict(name='timm: create_transform', img_per_s=156.0, ratio=1.0, max_abs_diff=None,
+         peak_fraction=None, note='64 images; output 3x224x224', times_s=[1, 2, 3]),
+    dict(name='ImageNet: configs/x.py', img_per_s=138.0, ratio=0.8846, max_abs_diff=None,
+         peak_fraction=None, note='64 images; output 3x224x224', times_s=[1, 2, 3]),
+    dict(name='COCO: configs/y.py', img_per_s=116.0, ratio=0.7436, max_abs_diff=None,
+         peak_fraction=None, note='64 images; output 3x800x1067', times_s=[1, 2, 3]),
+]
+
+
+def test_the_pipelines_table_gives_workers_per_gpu(tmp_path, monkeypatch):
+    """The issue's hand measurement, 138 img/s per worker against timm's 156: a GPU
+    training at 1,343 img/s needs 1343 / 138 = 9.7 -> 10 workers (9 for timm's 156:
+    8.6 -> 9); none for COCO, whose model trains far slower. A file without the
+    section renders without it (the other tests). Broken by hand: workers rounded down
+    instead of up, this failed (8 instead of 9 for timm)."""
+    doc = _fake_repo(tmp_path, monkeypatch,
+                     '<!-- benchmark-table: run pipelines -->\n<!-- /benchmark-table -->\n',
+                     {'run': dict(RECORD, pipelines=PIPELINE_ROWS)})
+    assert tables.main([]) == 0
+    lines = doc.read_text().splitlines()
+    assert lines[2:10] == [
+        'One process, one thread (a data-loader worker); img/s is the median of 3 passes '
+        'over the generated images.', '',
+        '| pipeline | img/s per worker | this / timm | ImageNet workers for 1,343 img/s '
+        '| note |',
+        '|---|---|---|---|---|',
+        '| timm: create_transform | 156 | 1.00 | 9 | 64 images; output 3x224x224 |',
+        '| ImageNet: configs/x.py | 138 | 0.88 | 10 | 64 images; output 3x224x224 |',
+        '| COCO: configs/y.py | 116 | 0.74 |  | 64 images; output 3x800x1067 |', '']
+
+
+IMAGENET_CONFIG = 'configs/classification/poolformer_s12_in1k.py'
+
+
+def _configured_workers():
+    """train_dataloader.num_workers as the ImageNet config sets it (read as text: the
+    config's mmpretrain base is not needed for this one figure)."""
+    return int(re.search(r'^train_dataloader = dict\(num_workers=(\d+)',
+                         _read(IMAGENET_CONFIG), re.M).group(1))
+
+
+def _underfed(records: dict, workers: int) -> list:
+    """What each benchmark record ({file: record}) says the configured workers miss."""
+    return [f'{IMAGENET_CONFIG}: num_workers={workers} feeds {tables.GPU_IMG_PER_S} img/s '
+            f'only above {tables.GPU_IMG_PER_S / workers:.0f} img/s per worker; {name} '
+            f'measured {row["img_per_s"]:.0f}'
+            for name, record in records.items() for row in record.get('pipelines', [])
+            if row['name'].startswith('ImageNet:') and workers < tables.workers_needed(row)]
+
+
+def test_imagenet_workers_feed_the_gpu_rate_of_the_docs():
+    """The ImageNet configs run at least the workers per GPU that the docs' table asks
+    for, in every benchmark file with the table. The check itself: a worker at the
+    issue's hand measurement (138 img/s) needs 1343 / 138 = 9.7 -> 10 workers, more
+    than the configured 8. Broken by hand: with num_workers=10 in the config, this failed."""
+    workers = _configured_workers()
+    records = {}
+    for path in glob.glob(os.path.join(ROOT, 'docs', 'benchmarks', '*.json')):
+        with open(path) as f:
+            records[os.path.basename(path)] = json.load(f)
+    assert _underfed(records, workers) == []
+    slow = {'slow.json': {'pipelines': [dict(name='ImageNet: x', img_per_s=138.0)]}}
+    assert len(_underfed(slow, workers)) == 1
+
+
 def test_check_names_the_doc_and_block_that_differ(tmp_path, monkeypatch, capsys):
     doc = _fake_repo(tmp_path, monkeypatch,
                      '<!-- benchmark-table: run -->\n<!-- /benchmark-table -->\n',

@@ -26,7 +26,13 @@ test_pipeline = [
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline, test_mode=True))
+# Workers per GPU: docs/performance.md#data-loading-workers-per-gpu. 8 feed a GPU training
+# S12 at 1,343 img/s down to 168 img/s per worker, about half the rate measured there for
+# this pipeline: room for slower or busier cores. Workers live across epochs; batches go
+# to page-locked memory so that the copy to the GPU overlaps the step.
+train_dataloader = dict(num_workers=8, persistent_workers=True, pin_memory=True)
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline, test_mode=True),
+                      persistent_workers=True, pin_memory=True)
 test_dataloader = val_dataloader
 # 8 GPUs x 128 images (the base's batch) = 1024 -> lr 1e-3; --auto-scale-lr rescales
 # for other batches.

@@ -10,6 +10,7 @@ after --warmup runs. Prints Markdown tables (and writes JSON with --json).
     python tools/analysis/benchmark.py --dense-inference maskrcnn fpn  # vs mmpretrain's backbone
     python tools/analysis/benchmark.py --no-inference --train --dense-train maskrcnn fpn \
         --dense-profile maskrcnn fpn     # training: tools/train.py's step, dense models
+    python tools/analysis/benchmark.py --no-inference --pipelines  # data pipelines per worker
     python tools/analysis/benchmark.py --device cuda --fp16 --bf16 --batch 64   # on a GPU
 """
 import argparse
@@ -61,6 +62,9 @@ def parse_args():
                         help='dense models: shares of the training step (preprocessor, '
                         'backbone, neck, heads, AdamW, mmcv RoIAlign / NMS)')
     parser.add_argument('--dense-batch', type=int, default=1)
+    parser.add_argument('--pipelines', action='store_true',
+                        help='add the configs\' train data pipelines, images/s per data-loader '
+                             'worker, against timm\'s ImageNet train transforms')
     parser.add_argument('--no-inference', action='store_true',
                         help='skip the classification inference table')
     parser.add_argument('--json', help='also write the figures here')
@@ -123,6 +127,12 @@ def main():
             rows, f'Dense models (S12): Mask R-CNN 1333x800 / Semantic FPN 512x512, '
             f'inference, batch {args.dense_batch}, fp32'))
         report['dense_inference'] = speed.rows_as_dicts(rows)
+    if args.pipelines:
+        from pipelines import pipeline_rows
+        rows = pipeline_rows(repeats=args.repeats)
+        tables.append(speed.format_table(
+            rows, 'Data pipelines: images/s per worker (one thread)', ratio='this / timm'))
+        report['pipelines'] = speed.rows_as_dicts(rows)
     if args.bf16_agreement:
         result = speed.bf16_agreement(*args.bf16_agreement)
         tables.append('### bf16 vs fp32 on ' + args.bf16_agreement[0] + '\n\n' + ', '.join(

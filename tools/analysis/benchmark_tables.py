@@ -12,7 +12,7 @@ tools/analysis/make_metafiles.py wrote, so no figure is typed by hand:
 
 The marker names a file of docs/benchmarks/ (without .json) and, optionally, one
 of its sections (inference, training, training_runner, dense, dense_training,
-dense_profile, dense_inference, bf16_agreement;
+dense_profile, dense_inference, bf16_agreement, pipelines;
 all of them when left out), or ``goals``: the performance goals, each with what
 the JSON files measured, or ``models PATTERNS [COLUMNS]``: the metafiles' entries
 whose names match PATTERNS (comma-separated globs, in that order; ``!GLOB`` leaves
@@ -26,6 +26,7 @@ import argparse
 import fnmatch
 import glob
 import json
+import math
 import os
 import re
 import sys
@@ -35,8 +36,11 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCHMARKS = os.path.join('docs', 'benchmarks')
 SECTIONS = ('inference', 'training', 'training_runner', 'dense', 'dense_training',
-            'dense_profile', 'dense_inference', 'bf16_agreement')
-ROW_SECTIONS = SECTIONS[:-1]
+            'dense_profile', 'dense_inference', 'bf16_agreement', 'pipelines')
+ROW_SECTIONS = tuple(s for s in SECTIONS if s not in ('bf16_agreement', 'pipelines'))
+# The GPU rate the data pipelines must feed: timm's published training throughput of
+# PoolFormer-S12 on one RTX 3090 (AMP, channels_last), as issue 23 quotes it.
+GPU_IMG_PER_S = 1343
 BLOCK = re.compile(r'(<!-- benchmark-table: ([^>]*?) -->\n)(.*?)(<!-- /benchmark-table -->)',
                    re.S)
 
@@ -104,6 +108,27 @@ def agreement_table(result: dict, args: dict) -> list:
             f'{result["agreement"]:.1f}% of images |']
 
 
+def workers_needed(row: dict) -> int:
+    """Workers of this row's rate that feed one GPU training at GPU_IMG_PER_S."""
+    return math.ceil(GPU_IMG_PER_S / row['img_per_s'])
+
+
+def pipelines_table(rows: list) -> list:
+    """Images/s per data-loader worker, and the workers one GPU needs at GPU_IMG_PER_S."""
+    runs = {len(row.get('times_s', [])) for row in rows}
+    timing = f'median of {runs.pop()} passes' if len(runs) == 1 else 'median of the passes'
+    lines = [f'One process, one thread (a data-loader worker); img/s is the {timing} over '
+             'the generated images.', '',
+             f'| pipeline | img/s per worker | this / timm | ImageNet workers for '
+             f'{GPU_IMG_PER_S:,} img/s | note |', '|---|---|---|---|---|']
+    for row in rows:
+        # the GPU rate is S12's on ImageNet: the dense models train far slower
+        workers = workers_needed(row) if row['name'].startswith(('timm', 'ImageNet')) else ''
+        lines.append(f'| {row["name"]} | {significant(row["img_per_s"])} | {row["ratio"]:.2f} '
+                     f'| {workers} | {row["note"]} |')
+    return lines
+
+
 def file_block(name: str, section: str, doc_dir: str) -> str:
     record = load(name)
     sections = [section] if section else [s for s in SECTIONS if s in record]
@@ -114,6 +139,8 @@ def file_block(name: str, section: str, doc_dir: str) -> str:
     for sec in sections:
         if sec == 'bf16_agreement':
             lines += agreement_table(record[sec], record['args'])
+        elif sec == 'pipelines':
+            lines += pipelines_table(record[sec])
         else:
             lines += [setting_line(record, sec), ''] + rows_table(record[sec])
         lines.append('')

@@ -648,9 +648,9 @@ def dense_profile_rows(kinds, repeats=3, log=print) -> list[Row]:
     return rows
 
 
-def format_table(rows: list[Row], title: str) -> str:
+def format_table(rows: list[Row], title: str, ratio: str = 'ours default / this') -> str:
     lines = [f'### {title}', '',
-             '| path | img/s | ours default / this | max abs diff | of FP32 peak | note |',
+             f'| path | img/s | {ratio} | max abs diff | of FP32 peak | note |',
              '|---|---|---|---|---|---|']
     for r in rows:
         diff = '' if r.max_abs_diff is None else f'{r.max_abs_diff:.1e}'
