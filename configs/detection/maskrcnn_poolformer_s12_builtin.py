@@ -1,5 +1,6 @@
 # Mask R-CNN + PoolFormer-S12 on the built-in shapes data (see _base_/builtin_coco.py):
-# the COCO model with CPU-sized images, proposals and schedule. `--cfg-options model.backbone.init_cfg=None` trains from scratch.
+# the COCO model with CPU-sized images, proposals and schedule.
+# `--cfg-options model.backbone.init_cfg=None` trains from scratch.
 _base_ = ['./maskrcnn_poolformer_s12.py', './_base_/builtin_coco.py']
 
 model = dict(
