@@ -164,6 +164,19 @@ def tracked_folders(tracked) -> set:
     return folders
 
 
+def toy_runner(work_dir, model=None, max_epochs=2, **cfg):
+    """mmengine's Runner on the toy model: 4 samples in batches of 2, SGD, epoch-based;
+    ``cfg`` adds or replaces Runner arguments (hooks, load_from, ...)."""
+    from mmengine.runner import Runner
+    return Runner(**{**dict(
+        model=model or toy_model(), work_dir=str(work_dir),
+        train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='pseudo_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs)), **cfg})
+
+
 def toy_model():
     """The smallest mmengine model that trains: one linear layer, loss = output**2."""
     from mmengine.model import BaseModel

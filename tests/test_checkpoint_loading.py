@@ -19,7 +19,7 @@ from helpers import (
     randomize_,
     run_tool,
     succeeded,
-    toy_model,
+    toy_runner,
 )
 from mmpoolformer.checkpoint import load_file, trust_checkpoint
 from mmpoolformer.utils.errors import CheckpointError
@@ -129,19 +129,12 @@ def test_tools_trust_the_checkpoint_named_by_the_flag(tmp_path, monkeypatch, too
 @pytest.mark.parametrize('resume', [False, True], ids=['load_from', 'resume'])
 def test_load_from_and_resume_refuse_a_crafted_checkpoint(tmp_path, resume):
     """The Runner's load_from and resume, where tools/train.py and tools/test.py run it."""
-    from mmengine.runner import Runner
 
     from mmpoolformer.checkpoint import mmengine_loads_through_load_file
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': _RunsCommand(marker)}, path)
-    runner = Runner(
-        model=toy_model(), work_dir=str(tmp_path / 'work'),
-        train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
-                              sampler=dict(type='DefaultSampler', shuffle=False),
-                              collate_fn=dict(type='pseudo_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        train_cfg=dict(by_epoch=True, max_epochs=1), load_from=str(path), resume=resume)
+    runner = toy_runner(tmp_path / 'work', max_epochs=1, load_from=str(path), resume=resume)
     with mmengine_loads_through_load_file(), \
             pytest.raises(CheckpointError, match=rf'refused to load {path}: '):
         runner.train()
@@ -229,7 +222,6 @@ def test_last_checkpoint_is_never_written_in_place(tmp_path, monkeypatch):
     is renamed into place, so a crash cannot leave it half written."""
     import builtins
 
-    from mmengine.runner import Runner
 
     work = tmp_path / 'work'
     pointer = os.path.abspath(work / 'last_checkpoint')
@@ -241,14 +233,8 @@ def test_last_checkpoint_is_never_written_in_place(tmp_path, monkeypatch):
         return real_open(file, mode, *args, **kwargs)
 
     monkeypatch.setattr(builtins, 'open', recording_open)
-    runner = Runner(
-        model=toy_model(), work_dir=str(work),
-        train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
-                              sampler=dict(type='DefaultSampler', shuffle=False),
-                              collate_fn=dict(type='pseudo_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        train_cfg=dict(by_epoch=True, max_epochs=2),
-        default_hooks=dict(checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
+    runner = toy_runner(
+        work, default_hooks=dict(checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
                                            backend_args=dict(backend='atomic_local'))))
     runner.train()
     assert writes == [], 'last_checkpoint was opened for writing in place'

@@ -17,7 +17,7 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
-from helpers import ROOT, builtin_cls_options, loader_options, one_line_error, run_tool
+from helpers import ROOT, builtin_cls_options, loader_options, one_line_error, run_tool, toy_runner
 
 CLS = 'configs/classification/poolformer_s12_builtin.py'
 
@@ -226,7 +226,6 @@ def test_an_infinite_loss_stops_training_like_a_nan(tmp_path, bad):
     iteration 3, beside a finite one: the run stops there naming the term, and only
     epoch 1's checkpoint was written."""
     from mmengine.model import BaseModel
-    from mmengine.runner import Runner
 
     from mmpoolformer.utils.errors import TrainingError
 
@@ -242,13 +241,8 @@ def test_an_infinite_loss_stops_training_like_a_nan(tmp_path, bad):
             return dict(loss_a=loss * (bad if self.calls == 3 else 1.0), loss_b=loss)
 
     work = tmp_path / 'work'
-    runner = Runner(
-        model=InfiniteAtIteration3(), work_dir=str(work),
-        train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
-                              sampler=dict(type='DefaultSampler', shuffle=False),
-                              collate_fn=dict(type='pseudo_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        train_cfg=dict(by_epoch=True, max_epochs=2),
+    runner = toy_runner(
+        work, model=InfiniteAtIteration3(),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
         custom_hooks=[dict(type='mmpoolformer.NonFiniteLossHook')])
     with pytest.raises(TrainingError, match=rf'non-finite loss at iteration 3 \(epoch 2\): '
