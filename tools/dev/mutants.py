@@ -10,6 +10,7 @@ error naming the mutant, so a refactor that moves the code shows up here.
     python tools/dev/mutants.py            # the fast mutants
     python tools/dev/mutants.py --slow     # and those whose tests train
     python tools/dev/mutants.py --list
+    python tools/dev/mutants.py --baseline # their tests pass on the real code
     python tools/dev/mutants.py --only randformer-any-row-stochastic
 
 Development tool only: the package does not import it. How to add a mutation:
@@ -149,8 +150,9 @@ class MutationError(Exception):
     pass
 
 
-def apply(mutation: Mutation, root: str) -> None:
-    """Replace the mutation's snippet in its file under ``root``."""
+def apply(mutation: Mutation, root: str, write: bool = True) -> None:
+    """Replace the mutation's snippet in its file under ``root`` (with ``write``
+    False, only check that it applies)."""
     path = os.path.join(root, mutation.path)
     try:
         with open(path, encoding='utf-8') as f:
@@ -162,8 +164,9 @@ def apply(mutation: Mutation, root: str) -> None:
     if found != 1:
         raise MutationError(f'mutant {mutation.name}: its old snippet occurs {found} times '
                             f'in {mutation.path} (expected exactly once): {mutation.old!r}')
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(text.replace(mutation.old, mutation.new))
+    if write:
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(text.replace(mutation.old, mutation.new))
 
 
 def scratch_copy(destination: str) -> None:
@@ -179,13 +182,15 @@ def scratch_copy(destination: str) -> None:
         shutil.copy2(source, target)
 
 
-def run_mutant(mutation: Mutation, python: str) -> tuple:
-    """(outcome, seconds): 'caught', 'SURVIVED' or 'NOT APPLIED: why'."""
+def run_mutant(mutation: Mutation, python: str, baseline: bool = False) -> tuple:
+    """(outcome, seconds): 'caught', 'SURVIVED' or 'NOT APPLIED: why'. With
+    ``baseline`` the tests run on the unmutated copy and must pass: a failure
+    there would make every mutant look caught."""
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f'mutant-{mutation.name}-') as root:
         scratch_copy(root)
         try:
-            apply(mutation, root)
+            apply(mutation, root, write=not baseline)
         except MutationError as err:
             return f'NOT APPLIED: {err}', time.monotonic() - start
         env = dict(os.environ, PYTHONPATH=root)
@@ -193,6 +198,9 @@ def run_mutant(mutation: Mutation, python: str) -> tuple:
             [python, '-m', 'pytest', '-x', '-q', '-p', 'no:cacheprovider', *mutation.tests],
             cwd=root, env=env, capture_output=True, text=True)
     seconds = time.monotonic() - start
+    if baseline:
+        return ('passes' if proc.returncode == 0 else
+                f'BASELINE FAILS (pytest exit {proc.returncode})'), seconds
     if proc.returncode == 1:  # tests ran and one failed
         return 'caught', seconds
     if proc.returncode == 0:
@@ -208,6 +216,9 @@ def main(argv=None) -> int:
     parser.add_argument('--only', nargs='+', metavar='NAME', help='run these mutants only')
     parser.add_argument('--slow', action='store_true',
                         help='also the mutants whose tests train a model')
+    parser.add_argument('--baseline', action='store_true',
+                        help='run the chosen mutants\' tests on the unmutated code instead; '
+                             'they must pass')
     parser.add_argument('--python', default=sys.executable,
                         help='the interpreter that runs pytest (default: this one)')
     args = parser.parse_args(argv)
@@ -226,10 +237,11 @@ def main(argv=None) -> int:
     failed = 0
     print(f'{"mutant":32} {"outcome":10} {"time":>7}  tests')
     for m in chosen:
-        outcome, seconds = run_mutant(m, args.python)
-        failed += outcome != 'caught'
+        outcome, seconds = run_mutant(m, args.python, args.baseline)
+        failed += outcome != ('passes' if args.baseline else 'caught')
         print(f'{m.name:32} {outcome:10} {seconds:6.1f}s  {" ".join(m.tests)}', flush=True)
-    print(f'{len(chosen) - failed} of {len(chosen)} mutants caught')
+    print(f'{len(chosen) - failed} of {len(chosen)} '
+          f'{"baselines pass" if args.baseline else "mutants caught"}')
     return 1 if failed else 0
 
 
