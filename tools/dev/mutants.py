@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     else:
         chosen = [m for m in MUTATIONS if args.slow or not m.slow]
     failed = 0
-    print(f'{"mutant":32} {"outcome":10} {"time":>7}  tests')
+    print(f'{"mutant":32} {"outcome":10} {"time":>7}  tests', flush=True)
     for m in chosen:
         outcome, seconds = run_mutant(m, args.python, args.baseline)
         failed += outcome != ('passes' if args.baseline else 'caught')
