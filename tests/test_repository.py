@@ -105,3 +105,40 @@ def test_tests_cite_only_files_in_the_repository():
                 found = [p for p in (cited, os.path.join('docs', cited))
                          if os.path.isfile(os.path.join(ROOT, p))]
                 assert found, f'tests/{name} cites {cited}, which is not in the repository'
+
+
+def _mutants_tool():
+    """tools/dev/mutants.py, loaded from its path (a development tool, not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'mutants', os.path.join(ROOT, 'tools', 'dev', 'mutants.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_mutation_still_applies_and_contributing_lists_them(capsys):
+    """Each mutation's snippet is found exactly once in its file (a refactor that
+    moves the code fails here, naming the mutant), --list prints every name, and
+    CONTRIBUTING.md's "Mutation check" lists the same names in the same order."""
+    mutants = _mutants_tool()
+    for mutation in mutants.MUTATIONS:
+        mutants.apply(mutation, ROOT, write=False)  # raises MutationError naming it
+    assert mutants.main(['--list']) == 0
+    listed = [line.split(':')[0].removesuffix(' (slow)')
+              for line in capsys.readouterr().out.splitlines()]
+    names = [m.name for m in mutants.MUTATIONS]
+    assert listed == names
+    with open(os.path.join(ROOT, 'CONTRIBUTING.md'), encoding='utf-8') as f:
+        section = f.read().split('## Mutation check', 1)[1].split('\n## ', 1)[0]
+    assert re.findall(r'^- `([\w-]+)`', section, flags=re.M) == names
+
+
+def test_a_mutation_whose_snippet_moved_is_named(tmp_path):
+    mutants = _mutants_tool()
+    (tmp_path / 'moved.py').write_text('x = 1\n')
+    moved = mutants.Mutation('moved-code', 'nothing', 'moved.py', 'x = 2', 'x = 3', ('t',))
+    with pytest.raises(mutants.MutationError,
+                       match=r"^mutant moved-code: its old snippet occurs 0 times in moved\.py"):
+        mutants.apply(moved, str(tmp_path))
+    assert (tmp_path / 'moved.py').read_text() == 'x = 1\n'
