@@ -17,12 +17,13 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 test_pipeline = [dict(type='mmpoolformer.LoadImageChecked'), dict(type='PackInputs')]
+# A CPU job: no pinned memory (the ImageNet config pins it for the copy to a GPU).
 train_dataloader = dict(
-    batch_size=32, num_workers=2, persistent_workers=True,
+    batch_size=32, num_workers=2, persistent_workers=True, pin_memory=False,
     dataset=dict(_delete_=True, type='mmpoolformer.ValidatedImageFolder', data_root=data_root,
                  data_prefix='train', pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=32, num_workers=2, persistent_workers=True,
+    batch_size=32, num_workers=2, persistent_workers=True, pin_memory=False,
     dataset=dict(_delete_=True, type='mmpoolformer.ValidatedImageFolder', data_root=data_root,
                  data_prefix='val', pipeline=test_pipeline, test_mode=True))
 test_dataloader = val_dataloader
