@@ -42,10 +42,10 @@ class Mutation:
 MUTATIONS = (
     Mutation(
         'resume-ignored',
-        'tools/train.py --resume CHECKPOINT continues from that checkpoint',
+        'tools/train.py --resume continues from the newest checkpoint',
         'tools/train.py',
-        "        cfg.resume, cfg.load_from = True, R.checked_path(args.resume)",
-        "        R.checked_path(args.resume)",
+        "            cfg.resume, cfg.load_from = True, latest",
+        "            cfg.load_from = latest",
         ('tests/test_resume.py::test_classification_resumes_exactly',),
         slow=True),
     Mutation(
