@@ -508,15 +508,21 @@ def test_decode_all_names_every_bad_image(data):
     root = data['coco']
     paths = [f'{root}/val2017/{name}' for name in sorted(os.listdir(f'{root}/val2017'))]
     assert len(paths) == 2
+    code, named = _decode_all_of_emptied(DET, root, paths)
+    assert code == 'error: val set: 2 of 2 images cannot be used (named above)'
+    assert named == [f'bad image {path}: the file is empty' for path in paths]
+
+
+def _decode_all_of_emptied(config, root, paths):
+    """Empty the files at ``paths``, then check with --decode-all: (the error line,
+    the lines written to stderr)."""
     for path in paths:
         with open(path, 'wb') as f:
             f.write(b'')
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
-        code, _ = check(DET, root, flags=['--decode-all', '--workers', '1'])
-    assert code == 'error: val set: 2 of 2 images cannot be used (named above)'
-    assert stderr.getvalue().splitlines() == [f'bad image {path}: the file is empty'
-                                              for path in paths]
+        code, _ = check(config, root, flags=['--decode-all', '--workers', '1'])
+    return code, stderr.getvalue().splitlines()
 
 
 # Train images that no sample is: the 8 samples are spread over the 1000 as
@@ -534,16 +540,10 @@ def test_decode_all_decodes_every_image(data):
     in order. (Decoding only the first images, or every other one, fails this.)"""
     root = data['imagenet']
     paths = [imagenet_train_image(root, index) for index in UNSAMPLED]
-    for path in paths:
-        with open(path, 'wb') as f:
-            f.write(b'')
-    assert check(CLS, root)[0] == 0  # the samples miss them
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        code, _ = check(CLS, root, flags=['--decode-all', '--workers', '1'])
+    code, named = _decode_all_of_emptied(CLS, root, paths)
     assert code == 'error: train set: 3 of 1000 images cannot be used (named above)'
-    assert stderr.getvalue().splitlines() == [f'bad image {path}: the file is empty'
-                                              for path in paths]
+    assert named == [f'bad image {path}: the file is empty' for path in paths]
+    assert check(CLS, root)[0] == 0  # the samples miss them
 
 
 def pid_after_a_while(_item):

@@ -253,6 +253,16 @@ def onnxruntime_candidates(model, x: torch.Tensor, log=print) -> list:
 # --------------------------------------------------------------------------- #
 # Training step (forward + backward + optimizer)
 # --------------------------------------------------------------------------- #
+def _in_layout(model, x, channels_last: bool, device='cpu'):
+    """A training copy of ``model`` and ``x``, both in channels_last or both NCHW."""
+    model = copy.deepcopy(model).to(device).train()
+    if hasattr(model, 'backbone'):  # ours converts the input itself unless told not to
+        model.backbone.channels_last_train = channels_last
+    if not channels_last:
+        return model, x
+    return model.to(memory_format=CL), x.contiguous(memory_format=CL)
+
+
 def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
                   bf16=False, device='cpu') -> list[Row]:
     """Train steps (forward, loss, backward, AdamW) of ours and timm's, NCHW and
@@ -268,12 +278,7 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
             ('timm: train step NCHW', reference, lambda m, t: m(t), False),
             ('ours: train step channels_last', ours, lambda m, t: m(t, mode='tensor'), True),
             ('timm: train step channels_last', reference, lambda m, t: m(t), True)]:
-        model = copy.deepcopy(model).to(device).train()
-        if hasattr(model, 'backbone'):  # ours converts the input itself unless told not to
-            model.backbone.channels_last_train = channels_last
-        inp = x.contiguous(memory_format=CL) if channels_last else x
-        if channels_last:
-            model = model.to(memory_format=CL)
+        model, inp = _in_layout(model, x, channels_last, device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
         def step(model=model, inp=inp, optimizer=optimizer, logits=logits):
@@ -341,10 +346,7 @@ def runner_training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5,
     x = (images.float() - 127.5) / 58.
     for name, channels_last in [('timm: train step NCHW, same recipe', False),
                                 ('timm: train step channels_last, same recipe', True)]:
-        model = copy.deepcopy(recipe).train()
-        inp = x.contiguous(memory_format=CL) if channels_last else x
-        if channels_last:
-            model = model.to(memory_format=CL)
+        model, inp = _in_layout(recipe, x, channels_last)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
 
         def step(model=model, inp=inp, optimizer=optimizer):
@@ -398,18 +400,11 @@ def dense_step(kind: str, with_cp: bool, train: bool, batch: int, warmup: int,
                                  'model.backbone.with_cp': with_cp})
     model.train(train)
     data = dense_batch(model, [shape] * batch, train=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-    def step():
-        if train:
-            optimizer.zero_grad()
-            losses = model(**data, mode='loss')
-            sum(v.sum() for k, v in losses.items() if 'loss' in k and isinstance(v, torch.Tensor)
-                ).backward()
-            optimizer.step()
-        else:
-            with torch.inference_mode():
-                model(**data, mode='tensor')
+    def infer():
+        with torch.inference_mode():
+            model(**data, mode='tensor')
+    step = _dense_train_step(model, data) if train else infer
     # Memory of the first step, in a fresh process: later steps reuse what the
     # allocator kept. Linux resets the peak-RSS counter on request.
     baseline = _status_mib('VmRSS')
@@ -621,12 +616,12 @@ def dense_profile_rows(kinds, repeats=3, log=print) -> list[Row]:
             'AdamW step': optimizer.step,
             'whole step (forward, losses, backward, AdamW)': whole,
         }
-        mmcv_seconds = {}
+        for name, part in parts.items():
+            log(f'warming up {name} ...')
+            part()
+        mmcv_seconds = {}  # inside the `repeats` timed whole steps
         with _timing_mmcv_ops(mmcv_seconds):
-            times = time_round_robin(parts, 1, repeats, log)
-            mmcv_seconds.clear()  # only the last `repeats` whole steps
-            for _ in range(repeats):
-                whole()
+            times = time_round_robin(parts, 0, repeats, log)
         median = {name: statistics.median(t) for name, t in times.items()}
         step = median['whole step (forward, losses, backward, AdamW)']
         total = step + median['data preprocessor']
