@@ -28,7 +28,7 @@ import torch
 from mmengine import dist
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
-from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
+from mmengine.runner import EpochBasedTrainLoop
 
 from mmpoolformer.registry import HOOKS
 from mmpoolformer.utils.errors import TrainingError, UsageError
@@ -37,6 +37,7 @@ from .resume import (
     ATOMIC_BACKEND,
     AtomicLocalBackend,
     ResumableEpochBasedTrainLoop,
+    newest_checkpoint,
     register_atomic_backend,
 )
 
@@ -125,7 +126,7 @@ def resume_command(runner) -> str:
 
 
 def _resume_advice(runner) -> str:
-    latest = find_latest_checkpoint(runner.work_dir)
+    latest = newest_checkpoint(runner.work_dir)  # the one --resume takes
     if not latest:
         return 'no checkpoint was saved yet'
     return f'the last checkpoint is {latest}; resume from it with {resume_command(runner)}'

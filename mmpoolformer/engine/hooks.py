@@ -6,7 +6,6 @@ from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
-from mmengine.runner import find_latest_checkpoint
 
 from mmpoolformer.checkpoint import (
     check_shapes,
@@ -19,6 +18,7 @@ from mmpoolformer.registry import HOOKS
 from mmpoolformer.utils.errors import TrainingError
 
 from .faults import resume_command
+from .resume import newest_checkpoint
 
 
 def inner_model(runner):
@@ -133,7 +133,7 @@ class NonFiniteLossHook(Hook):
 
     @staticmethod
     def _advice(runner) -> str:
-        latest = find_latest_checkpoint(runner.work_dir)
+        latest = newest_checkpoint(runner.work_dir)  # the one --resume takes
         if not latest:
             return 'no checkpoint was saved before it'
         return (f'the last good checkpoint is {latest}; resume from it with '
