@@ -703,11 +703,6 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tiny_cls_data, tmp_path):
     assert not glob.glob(str(work / '*.tmp-*')) and not (work / 'epoch_2.pth').exists()
 
 
-# Known flaky (2026-12-02: one fresh-clone CI run, then 1 of 4 runs here): after the one
-# line, a surviving data loader worker sometimes prints "Traceback ... EOFError ... lost
-# sys.stderr" as the process exits (it ignores SIGTERM, see faults.py, so it outlives the
-# loader's shutdown). The line itself is right in every run. Not fixed yet.
-@pytest.mark.xfail(strict=False, reason='a surviving worker may print EOFError noise at exit')
 @pytest.mark.slow
 def test_a_killed_data_worker_is_named_with_the_likely_cause(tiny_cls_data, tmp_path):
     """A data loader worker SIGKILLed mid-epoch (what the out-of-memory killer
@@ -722,7 +717,10 @@ def test_a_killed_data_worker_is_named_with_the_likely_cause(tiny_cls_data, tmp_
     print(f'time to stop: {time.monotonic() - killed:.1f} s')
     assert status == 1 and 'Traceback' not in output, output[-3000:]
     last = output.strip().splitlines()[-1]
-    assert re.match(rf'error: data loader worker \(pid {worker}\) was killed by signal Killed, '
+    # Which PyTorch reports depends on what notices first: its SIGCHLD handler, or the
+    # loader's timeout on a dead worker (about 1 run in 10 here).
+    how = '(?:was killed by signal Killed|exited unexpectedly)'
+    assert re.match(rf'error: data loader worker \(pid {worker}\) {how}, '
                     r'most likely by the out-of-memory killer .*; give the job more memory, or '
                     r'lower num_workers or batch_size of train_dataloader; no checkpoint was '
                     r'saved yet$', last), last

@@ -15,6 +15,7 @@ Nothing here acts on import: tools/train.py runs ``Runner.train()`` inside
 the previous ones back when training ends.
 """
 import datetime
+import multiprocessing
 import os
 import os.path as osp
 import re
@@ -67,16 +68,26 @@ def _catching_stop_signals():
     """SIGTERM and SIGUSR1 only ask :class:`StopOnSignalHook` to stop; the
     previous handlers come back afterwards. Later signals are ignored, so that
     one arriving while the checkpoint is written cannot cut it short (the write
-    is atomic anyway). Data loader workers forked meanwhile inherit the handler
-    and ignore the signal: the main process decides when they stop."""
+    is atomic anyway).
+
+    Data loader workers forked meanwhile inherit the handler. While training
+    runs they ignore the signal (a cluster signals every process of the job, and
+    the iteration in flight needs its workers); once it has ended, the signal
+    ends them as it would have, so that the loader's shutdown (or
+    multiprocessing's at exit, which sends SIGTERM) cannot leave one behind
+    reading from a closed pipe."""
     global _received
     if threading.current_thread() is not threading.main_thread():
         yield  # Python handles signals in the main thread only
         return
     owner, received = os.getpid(), []
+    training = multiprocessing.RawValue('b', 1)  # shared with forked workers
 
     def request_stop(signum, frame):
-        if os.getpid() != owner:
+        if os.getpid() != owner:  # a data loader worker
+            if not training.value:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
             return
         rank = f'rank {dist.get_rank()}: ' if dist.is_distributed() else ''
         name = signal.Signals(signum).name
@@ -93,7 +104,7 @@ def _catching_stop_signals():
     try:
         yield
     finally:
-        _received = None
+        _received, training.value = None, 0
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
