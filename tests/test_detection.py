@@ -22,8 +22,8 @@ MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
 RETINANET = 'configs/detection/retinanet_poolformer_s12_builtin.py'
 
 # Measured on the 2-core machine (seed 0, 160 images, backbone from the built-in
-# classifier): Mask R-CNN box mAP 0.732, mask mAP 0.816 after its 4 epochs (0.797 /
-# 0.849 after 6, 2026-12-02);
+# classifier): Mask R-CNN box mAP 0.689, mask mAP 0.792 after its 4 epochs with at
+# most 8 positive RoIs per image (0.732 / 0.816 with 16, 2026-12-02);
 # RetinaNet box mAP 0.652 (12 epochs, about 6 minutes; 6 epochs at twice the lr gave
 # 0.294). Mask R-CNN before training (classifier backbone, fresh neck and heads): box
 # mAP 0.001, mask mAP 0.000.
