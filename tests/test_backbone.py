@@ -100,9 +100,33 @@ def test_training_on_the_cpu_runs_channels_last_with_the_nchw_results():
 
 def test_drop_path_rises_linearly():
     model = PoolFormer('s12', drop_path_rate=0.1)
-    rates = [b.drop_path.drop_prob if hasattr(b.drop_path, 'drop_prob') else 0.0
-             for s in model.stages for b in s.blocks]
+    rates = [b.drop_path_rate for s in model.stages for b in s.blocks]
     assert rates[0] == 0 and rates[-1] == pytest.approx(0.1) and rates == sorted(rates)
+
+
+@pytest.mark.parametrize('arch, training', [('s12', True), ('s12', False), ('poolformerv2', True)])
+def test_block_adds_its_branches_as_mmcv_droppath_and_layer_scale_would(arch, training):
+    """The block's one-addcmul residual against the plain composition, with
+    mmcv's DropPath drawing its per-sample mask from the same random state."""
+    from mmcv.cnn.bricks import DropPath
+
+    from mmpoolformer.models import PoolFormerV2
+    model = PoolFormerV2('s12') if arch == 'poolformerv2' else PoolFormer('s12')
+    block = randomize_(model, seed=0).stages[0].blocks[0]
+    block.drop_path_rate = 0.5
+    block.train(training)
+    x = torch.randn(8, 64, 14, 14)
+    drop_path = DropPath(0.5).train(training)
+
+    def plain(x):
+        x = block.res_scale1(x) + drop_path(block.layer_scale1(block.token_mixer(block.norm1(x))))
+        return block.res_scale2(x) + drop_path(block.layer_scale2(block.mlp(block.norm2(x))))
+
+    torch.manual_seed(1)
+    expected = plain(x)
+    torch.manual_seed(1)
+    out = block(x)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_layer_scale_init_per_arch():
