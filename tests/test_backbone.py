@@ -104,14 +104,16 @@ def test_drop_path_rises_linearly():
     assert rates[0] == 0 and rates[-1] == pytest.approx(0.1) and rates == sorted(rates)
 
 
-@pytest.mark.parametrize('arch, training', [('s12', True), ('s12', False), ('poolformerv2', True)])
-def test_block_adds_its_branches_as_mmcv_droppath_and_layer_scale_would(arch, training):
+@pytest.mark.parametrize('family, training', [('PoolFormer', True), ('PoolFormer', False),
+                                              ('PoolFormerV2', True)])
+def test_block_adds_its_branches_as_mmcv_droppath_and_layer_scale_would(family, training):
     """The block's one-addcmul residual against the plain composition, with
-    mmcv's DropPath drawing its per-sample mask from the same random state."""
+    mmcv's DropPath drawing its per-sample mask from the same random state
+    (PoolFormer: layer scales; PoolFormerV2: residual scales, no layer scales)."""
     from mmcv.cnn.bricks import DropPath
 
-    from mmpoolformer.models import PoolFormerV2
-    model = PoolFormerV2('s12') if arch == 'poolformerv2' else PoolFormer('s12')
+    import mmpoolformer.models
+    model = getattr(mmpoolformer.models, family)('s12')
     block = randomize_(model, seed=0).stages[0].blocks[0]
     block.drop_path_rate = 0.5
     block.train(training)
