@@ -4,9 +4,21 @@ import os
 import pytest
 import torch
 
-from helpers import REUSE_MAIN_JOB, builtin_cls_options, main_job_output, randomize_, run_tool
+from helpers import (
+    REUSE_MAIN_JOB,
+    builtin_cls_options,
+    builtin_coco_options,
+    builtin_seg_options,
+    main_job_output,
+    randomize_,
+    run_tool,
+    succeeded,
+)
 
 torch.set_num_threads(os.cpu_count() or 1)
+
+MASKRCNN_BUILTIN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
+FPN_BUILTIN = 'configs/segmentation/fpn_poolformer_s12_builtin.py'
 
 
 @pytest.fixture
@@ -81,3 +93,25 @@ def builtin_ade20k(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('builtin_ade20k'))
     make_ade20k_set(root, seed=0)
     return root
+
+
+@pytest.fixture(scope='session')
+def trained_maskrcnn(builtin_coco, builtin_classifier, tmp_path_factory):
+    """The built-in Mask R-CNN, trained from the built-in classifier (the main job's
+    own with MMPOOLFORMER_REUSE_MAIN_JOB=1). Returns (work_dir, checkpoint)."""
+    if REUSE_MAIN_JOB:  # the main job trained this same config on the same data
+        return main_job_output('maskrcnn')
+    work = str(tmp_path_factory.mktemp('maskrcnn'))
+    succeeded(run_tool('tools/train.py', MASKRCNN_BUILTIN, '--work-dir', work,
+                       *builtin_coco_options(builtin_coco, builtin_classifier[1]), timeout=1500))
+    return work, os.path.join(work, 'epoch_3.pth')
+
+
+@pytest.fixture(scope='session')
+def trained_fpn(builtin_ade20k, builtin_classifier, tmp_path_factory):
+    """The built-in Semantic FPN (200 iterations), trained from the built-in
+    classifier. Returns (work_dir, checkpoint)."""
+    work = str(tmp_path_factory.mktemp('fpn'))
+    succeeded(run_tool('tools/train.py', FPN_BUILTIN, '--work-dir', work,
+                       *builtin_seg_options(builtin_ade20k, builtin_classifier[1]), timeout=1500))
+    return work, os.path.join(work, 'iter_200.pth')

@@ -83,18 +83,26 @@ def test_retinanet_skips_the_stride4_output():
 
 @pytest.mark.parametrize('config', CONFIGS)
 def test_configs_check_images_write_atomically_and_stop_on_nan(config):
-    """docs/reliability.md: every config loads test images (--tta's too) with
-    LoadImageChecked, writes checkpoints through the atomic backend and stops at a NaN loss."""
+    """docs/reliability.md: every config's data sets check images as they load (the
+    toolbox's LoadImageFromFile at the head of the test pipeline, --tta's too, which the
+    data set builds as LoadImageChecked), writes checkpoints through the atomic backend
+    that plain torch.load reads, and stops at a NaN loss."""
     from mmpoolformer.apis import load_config
     cfg = load_config(os.path.join(ROOT, config))
     assert cfg.default_hooks.checkpoint.type == 'mmpoolformer.AtomicCheckpointHook'
     assert cfg.default_hooks.checkpoint.backend_args == dict(backend='atomic_local')
     assert cfg.default_hooks.check_loss.type == 'mmpoolformer.NonFiniteLossHook'
-    for loader in ('val_dataloader', 'test_dataloader'):
-        assert cfg[loader].dataset.pipeline[0].type == 'mmpoolformer.LoadImageChecked'
-        assert cfg[loader].dataset.test_mode
+    assert (cfg.default_hooks.weights_only_checkpoint.type
+            == 'mmpoolformer.WeightsOnlyCheckpointHook')
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg[loader].dataset
+        while 'dataset' in dataset:  # mmseg's and mmdet's RepeatDataset wrappers
+            dataset = dataset.dataset
+        assert dataset.type.startswith('mmpoolformer.Validated'), (config, loader)
+        assert dataset.pipeline[0].type == 'LoadImageFromFile', (config, loader)
+        assert loader == 'train_dataloader' or dataset.test_mode
     if cfg.get('tta_pipeline'):  # tools/test.py --tta puts it in test_dataloader's place
-        assert cfg.tta_pipeline[0].type == 'mmpoolformer.LoadImageChecked', config
+        assert cfg.tta_pipeline[0].type == 'LoadImageFromFile', config
 
 
 @pytest.mark.parametrize('config', CONFIGS)

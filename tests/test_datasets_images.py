@@ -48,7 +48,7 @@ def test_bad_training_image_is_named(tiny_cls_data, tmp_path, fault):
     proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path / 'work'),
                     *builtin_cls_options(str(root)))
     name = re.escape(os.path.basename(images[0]))
-    one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*on_error')
+    one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*bad_images='skip')
 
 
 def test_bad_training_image_can_be_skipped_with_a_warning(tiny_cls_data, tmp_path):
@@ -56,7 +56,7 @@ def test_bad_training_image_can_be_skipped_with_a_warning(tiny_cls_data, tmp_pat
     open(images[0], 'wb').write(open(images[0], 'rb').read()[:100])
     proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path / 'work'),
                     *builtin_cls_options(str(root)),
-                    'train_dataloader.dataset.pipeline.0.on_error=skip')
+                    'train_dataloader.dataset.bad_images=skip')
     out = succeeded(proc)
     assert re.search(rf'skipped bad image .*{re.escape(os.path.basename(images[0]))}', out)
     assert os.path.isfile(tmp_path / 'work' / 'epoch_1.pth')
@@ -78,7 +78,7 @@ def test_bad_test_image_is_named_by_tools_test(tiny_cls_data, tmp_path, fault):
     proc = run_tool('tools/test.py', CLS, _untrained_checkpoint(tmp_path),
                     '--work-dir', str(tmp_path / 'work'), *builtin_cls_options(str(root)))
     name = re.escape(os.path.basename(bad))
-    one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*on_error')
+    one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*bad_images='skip')
 
 
 def test_bad_test_image_can_be_skipped_and_counted(tiny_cls_data, tmp_path):
@@ -88,7 +88,7 @@ def test_bad_test_image_can_be_skipped_and_counted(tiny_cls_data, tmp_path):
     open(images[0], 'wb').write(b'not an image' * 20)
     proc = run_tool('tools/test.py', CLS, _untrained_checkpoint(tmp_path),
                     '--work-dir', str(tmp_path / 'work'), *builtin_cls_options(str(root)),
-                    'test_dataloader.dataset.pipeline.0.on_error=skip')
+                    'test_dataloader.dataset.bad_images=skip')
     out = succeeded(proc)
     assert re.search(rf'skipped bad image .*{re.escape(os.path.basename(images[0]))}', out)
     assert f'skipped 1 of {len(images)} images of the test set' in out

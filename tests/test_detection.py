@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 from helpers import (
-    REUSE_MAIN_JOB,
     builtin_coco_options,
     last_metrics,
-    main_job_output,
     run_tool,
     succeeded,
 )
@@ -30,16 +28,6 @@ RETINANET = 'configs/detection/retinanet_poolformer_s12_builtin.py'
 # mAP 0.001, mask mAP 0.000.
 MIN_MASKRCNN_BOX, MIN_MASKRCNN_MASK = 0.5, 0.5
 MIN_RETINANET_BOX = 0.35
-
-
-@pytest.fixture(scope='module')
-def trained_maskrcnn(builtin_coco, builtin_classifier, tmp_path_factory):
-    if REUSE_MAIN_JOB:  # the main job trained this same config on the same data
-        return main_job_output('maskrcnn')
-    work = str(tmp_path_factory.mktemp('maskrcnn'))
-    succeeded(run_tool('tools/train.py', MASKRCNN, '--work-dir', work,
-                 *builtin_coco_options(builtin_coco, builtin_classifier[1]), timeout=1500))
-    return work, os.path.join(work, 'epoch_3.pth')
 
 
 @pytest.mark.slow

@@ -260,7 +260,7 @@ train_dataloader = dict(
         ann_file='annotations/instances_train2017.json',
         batch_size=99,
         pipeline=[
-            dict(type='mmpoolformer.LoadImageChecked'),
+            dict(type='LoadImageFromFile'),
             dict(scale=(192, 160), type='Resize'),
         ],
         type='mmpoolformer.ValidatedCocoDataset'),

@@ -19,14 +19,6 @@ CONFIG = 'configs/segmentation/fpn_poolformer_s12_builtin.py'
 MIN_MIOU = 50.0
 
 
-@pytest.fixture(scope='module')
-def trained_fpn(builtin_ade20k, builtin_classifier, tmp_path_factory):
-    work = str(tmp_path_factory.mktemp('fpn'))
-    succeeded(run_tool('tools/train.py', CONFIG, '--work-dir', work,
-                 *builtin_seg_options(builtin_ade20k, builtin_classifier[1]), timeout=1500))
-    return work, os.path.join(work, 'iter_200.pth')
-
-
 @pytest.mark.slow
 def test_semantic_fpn_learns(trained_fpn):
     miou = last_metrics(trained_fpn[0])['mIoU']

@@ -71,13 +71,13 @@ def _error(err):
 def _build_datasets(data):
     """Each validated data set, built with counters on its files: rank -> counts."""
     from mmpoolformer.datasets import (
-        LoadImageChecked,
         ValidatedADE20KDataset,
         ValidatedCocoDataset,
         ValidatedImageFolder,
     )
     coco = dict(metainfo=dict(classes=SHAPES), pipeline=[])
-    skip_bad_images = dict(test_mode=True, pipeline=[LoadImageChecked(on_error='skip')])
+    skip_bad_images = dict(test_mode=True, pipeline=[dict(type='LoadImageFromFile')],
+                           bad_images='skip')
     ade = dict(data_prefix=dict(img_path='images/training',
                                 seg_map_path='annotations/training'), pipeline=[])
     builds = dict(

@@ -11,4 +11,7 @@ mmpoolformer_default_hooks = dict(
     # first NaN / Inf loss before it is saved (docs/reliability.md).
     checkpoint=dict(type='mmpoolformer.AtomicCheckpointHook',
                     backend_args=dict(backend='atomic_local')),
-    check_loss=dict(type='mmpoolformer.NonFiniteLossHook'))
+    check_loss=dict(type='mmpoolformer.NonFiniteLossHook'),
+    # Checkpoints that plain torch.load (weights_only=True) reads, and with it the
+    # toolboxes' own inferencers and tools (docs/models.md#checkpoints-trained-here).
+    weights_only_checkpoint=dict(type='mmpoolformer.WeightsOnlyCheckpointHook'))

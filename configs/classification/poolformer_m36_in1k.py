@@ -3,7 +3,7 @@ _base_ = './poolformer_s12_in1k.py'
 model = dict(backbone=dict(arch='m36', drop_path_rate=0.3), head=dict(in_channels=768))
 
 test_pipeline = [
-    dict(type='mmpoolformer.LoadImageChecked'),
+    dict(type='LoadImageFromFile'),
     dict(type='ResizeEdge', scale=236, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),

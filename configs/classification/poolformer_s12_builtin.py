@@ -12,11 +12,11 @@ model = dict(
     train_cfg=dict(_delete_=True))
 
 train_pipeline = [
-    dict(type='mmpoolformer.LoadImageChecked'),
+    dict(type='LoadImageFromFile'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='mmpoolformer.LoadImageChecked'), dict(type='PackInputs')]
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 # A CPU job: no pinned memory (the ImageNet config pins it for the copy to a GPU).
 train_dataloader = dict(
     batch_size=32, num_workers=2, persistent_workers=True, pin_memory=False,

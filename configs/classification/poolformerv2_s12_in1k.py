@@ -33,7 +33,7 @@ param_scheduler = [
 ]
 
 test_pipeline = [
-    dict(type='mmpoolformer.LoadImageChecked'),
+    dict(type='LoadImageFromFile'),
     dict(type='ResizeEdge', scale=224, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),

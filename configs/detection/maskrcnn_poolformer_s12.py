@@ -25,20 +25,11 @@ optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4))
-# Annotation files are checked while loading: a bad image id or category id, or a
-# missing image file, is reported by name.
+# mmdet's pipelines and data; the data set checks the annotation file while loading
+# (a bad image id or category id, or a missing image file, is reported by name) and
+# each image as it loads (a corrupt one is named, or with bad_images='skip' dropped).
 train_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset'))
-# mmdet's test pipeline, with images checked: a corrupt file is named, or with
-# on_error='skip' dropped and counted when the set is built (test mode).
-test_pipeline = [
-    dict(type='mmpoolformer.LoadImageChecked'),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
-val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset',
-                                   pipeline=test_pipeline))
+val_dataloader = dict(dataset=dict(type='mmpoolformer.ValidatedCocoDataset'))
 test_dataloader = val_dataloader
 # Checkpoint conversion, atomic checkpoints, a stop at a NaN loss (../_base_/default_runtime.py).
 default_hooks = {{_base_.mmpoolformer_default_hooks}}

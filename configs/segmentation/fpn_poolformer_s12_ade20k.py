@@ -38,7 +38,7 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='mmpoolformer.LoadImageChecked'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='ResizeToMultiple', size_divisor=32),
     dict(type='mmpoolformer.LoadSegAnnotationsChecked'),
@@ -55,7 +55,7 @@ test_dataloader = val_dataloader
 # SegTTAModel, comes from mmseg's runtime config.
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
-    dict(type='mmpoolformer.LoadImageChecked'),  # a bad image named, as in test_pipeline
+    dict(type='LoadImageFromFile'),  # the data set checks the image
     dict(type='TestTimeAug', transforms=[
         [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
         [dict(type='ResizeToMultiple', size_divisor=32)],

@@ -19,14 +19,14 @@ model = dict(
     decode_head=dict(num_classes=5, norm_cfg=dict(type='BN')))
 
 train_pipeline = [
-    dict(type='mmpoolformer.LoadImageChecked'),
+    dict(type='LoadImageFromFile'),
     dict(type='mmpoolformer.LoadSegAnnotationsChecked'),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='mmpoolformer.LoadImageChecked'),
+    dict(type='LoadImageFromFile'),
     dict(type='ResizeToMultiple', size_divisor=32),
     dict(type='mmpoolformer.LoadSegAnnotationsChecked'),
     dict(type='PackSegInputs'),

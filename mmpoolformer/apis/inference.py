@@ -60,7 +60,6 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
     scope = cfg.get('default_scope', 'mmengine')
     if scope not in _INFERENCERS:
         raise ConfigError(f'{config}: no inferencer for default_scope {scope!r}')
-    cfg = _with_inferencer_loader(cfg)
     module, name = _INFERENCERS[scope]
     inferencer_cls = getattr(importlib.import_module(module), name)
     with warnings.catch_warnings():  # "weights is None": we load them below
@@ -81,20 +80,6 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
     if scope == 'mmpretrain':
         inferencer.classes = model.dataset_meta.get('classes')
     return inferencer
-
-
-def _with_inferencer_loader(cfg: Config) -> Config:
-    """The config with ``LoadImageFromFile`` for ``mmpoolformer.LoadImageChecked``
-    in its test pipeline: the toolboxes' inferencers find the loader by that name
-    to put their own in its place (inputs are checked by :func:`check_image`)."""
-    import copy
-    cfg = copy.deepcopy(cfg)
-    pipeline = ((cfg.get('test_dataloader') or {}).get('dataset') or {}).get('pipeline') or []
-    for i, transform in enumerate(pipeline):
-        if transform.get('type') == 'mmpoolformer.LoadImageChecked':
-            pipeline[i] = {k: v for k, v in transform.items() if k != 'on_error'}
-            pipeline[i]['type'] = 'LoadImageFromFile'
-    return cfg
 
 
 def _dataset_meta(cfg: Config) -> dict:

@@ -11,7 +11,7 @@ from mmpoolformer.registry import DATASETS, TRANSFORMS
 from mmpoolformer.utils.errors import ConfigError, DatasetError
 from mmpoolformer.utils.rank_zero import run_on_rank_zero
 
-from .transforms import drop_unreadable_images
+from .transforms import ChecksImages
 
 
 def check_label_maps(data_list) -> None:
@@ -80,26 +80,22 @@ def add_label_range(dataset: BaseSegDataset, data_list):
 
 
 @DATASETS.register_module()
-class ValidatedADE20KDataset(ADE20KDataset):
-    """mmseg's ADE20KDataset, checked with :func:`check_label_maps` while loading."""
+class ValidatedADE20KDataset(ChecksImages, ADE20KDataset):
+    """mmseg's ADE20KDataset, checked with :func:`check_label_maps` while loading;
+    images are checked as they load (``bad_images``, :class:`ChecksImages`)."""
 
     def load_data_list(self):
         return add_label_range(self, checked_on_rank_zero(super().load_data_list()))
-
-    def filter_data(self):
-        return drop_unreadable_images(self, super().filter_data())
 
 
 @DATASETS.register_module()
-class ValidatedSegDataset(BaseSegDataset):
+class ValidatedSegDataset(ChecksImages, BaseSegDataset):
     """mmseg's BaseSegDataset (any classes, given in ``metainfo``), checked with
-    :func:`check_label_maps` while loading."""
+    :func:`check_label_maps` while loading; images are checked as they load
+    (``bad_images``, :class:`ChecksImages`)."""
 
     def load_data_list(self):
         return add_label_range(self, checked_on_rank_zero(super().load_data_list()))
-
-    def filter_data(self):
-        return drop_unreadable_images(self, super().filter_data())
 
 
 @TRANSFORMS.register_module()

@@ -8,7 +8,7 @@ from mmpoolformer.registry import DATASETS
 from mmpoolformer.utils.errors import DatasetError, closest_name_hint
 from mmpoolformer.utils.rank_zero import run_on_rank_zero
 
-from .transforms import drop_unreadable_images
+from .transforms import ChecksImages
 
 
 def check_image_files(ann_file: str, data_list: list):
@@ -59,14 +59,15 @@ class CheckedCOCO(COCO):
 
 
 @DATASETS.register_module()
-class ValidatedCocoDataset(CocoDataset):
+class ValidatedCocoDataset(ChecksImages, CocoDataset):
     """mmdet's CocoDataset that checks its annotation file while loading it.
 
     An annotation pointing at a missing image, a category id outside the
     categories, an image file that is not there, or a json that does not parse
     is reported by name instead of failing somewhere in a data worker. In a
     distributed run rank 0 alone looks for the image files (118k on COCO) and
-    the other ranks get its verdict.
+    the other ranks get its verdict. Images are checked as they load
+    (:class:`~mmpoolformer.datasets.transforms.ChecksImages`: ``bad_images``).
     """
     COCOAPI = CheckedCOCO
 
@@ -77,6 +78,3 @@ class ValidatedCocoDataset(CocoDataset):
         if self.backend_args is None:  # local files: check that the images are there
             run_on_rank_zero(check_image_files, self.ann_file, data_list)
         return data_list
-
-    def filter_data(self):
-        return drop_unreadable_images(self, super().filter_data())

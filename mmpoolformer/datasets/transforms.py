@@ -1,4 +1,4 @@
-"""Image loading that names the file it cannot read.
+"""Image loading that names the file it cannot read, and the data sets' part in it.
 
 mmcv's ``LoadImageFromFile`` decodes with OpenCV, which reads a truncated JPEG
 as a partly grey picture without a word and reports an undecodable file with
@@ -42,11 +42,14 @@ class LoadImageChecked(LoadImageFromFile):
             the file; ``'skip'`` logs a warning naming it and drops the sample
             (while training, mmengine's datasets then draw another one; a
             test-mode set of ours drops it when it is built, see
-            :func:`drop_unreadable_images`). Our configs use it in training and
-            test pipelines; ``mmpoolformer.apis.build_inferencer`` gives the
-            toolboxes' inferencers ``LoadImageFromFile``, the name they look for.
+            :func:`drop_unreadable_images`). Our data sets build the
+            ``LoadImageFromFile`` at the head of their pipelines as this loader
+            (:class:`ChecksImages`); it can also be named in a pipeline.
         **kwargs: As for mmcv's LoadImageFromFile.
     """
+
+    # How the error message tells the user to skip bad images instead.
+    skip_hint = "set on_error='skip' in LoadImageChecked to skip it"
 
     def __init__(self, on_error: str = 'raise', **kwargs):
         if on_error not in ('raise', 'skip'):
@@ -85,7 +88,7 @@ class LoadImageChecked(LoadImageFromFile):
     def _fail(self, filename: str, problem: str):
         message = f'bad image {filename}: {problem}'
         if self.on_error == 'raise':
-            raise DatasetError(message + " (set on_error='skip' in LoadImageChecked to skip it)")
+            raise DatasetError(f'{message} ({self.skip_hint})')
         print_log(f'skipped {message}', logger='current', level=30)
         return None
 
@@ -123,3 +126,45 @@ def _readable_indices(loader: LoadImageChecked, paths: list) -> list:
         else:
             kept.append(index)
     return kept
+
+
+class _DataSetLoader(LoadImageChecked):
+    """The loader :class:`ChecksImages` puts at the head of a pipeline."""
+    skip_hint = "set bad_images='skip' on the data set to skip it"
+
+
+class ChecksImages:
+    """A data set mixin: the ``LoadImageFromFile`` at the head of the pipeline
+    loads as :class:`LoadImageChecked`, and a test set drops unreadable images
+    when it is built (:func:`drop_unreadable_images`).
+
+    The configs name the toolbox's own ``LoadImageFromFile``, because mmdet's,
+    mmseg's and mmpretrain's inferencers look for it by that name to put their
+    loader of paths and arrays in its place; the data set, which reads only
+    files, swaps in the checking subclass, which reads each file once and
+    decodes it as mmcv does.
+
+    Args:
+        bad_images (str): ``'raise'`` (default): a corrupt or truncated image
+            is an error naming the file; ``'skip'``: it is named in a warning
+            and left out (training draws another sample; a test set drops it
+            when it is built and counts it).
+    """
+
+    def __init__(self, *args, pipeline=(), bad_images: str = 'raise', **kwargs):
+        super().__init__(*args, pipeline=_checked_head(pipeline, bad_images), **kwargs)
+
+    def filter_data(self):
+        return drop_unreadable_images(self, super().filter_data())
+
+
+def _checked_head(pipeline, bad_images: str) -> list:
+    if bad_images not in ('raise', 'skip'):
+        raise ConfigError(f"data set bad_images must be 'raise' or 'skip', got {bad_images!r}")
+    pipeline = list(pipeline)
+    head = pipeline[0] if pipeline else None
+    if isinstance(head, dict) and head.get('type') in ('LoadImageFromFile',
+                                                        'mmcv.LoadImageFromFile'):
+        args = {key: value for key, value in head.items() if key != 'type'}
+        pipeline[0] = _DataSetLoader(on_error=bad_images, **args)
+    return pipeline

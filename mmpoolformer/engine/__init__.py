@@ -6,7 +6,12 @@ from .faults import (  # noqa: F401
     enable_stop_and_resume,
     handling_training_faults,
 )
-from .hooks import ConvertCheckpointHook, DeployHook, NonFiniteLossHook  # noqa: F401
+from .hooks import (  # noqa: F401
+    ConvertCheckpointHook,
+    DeployHook,
+    NonFiniteLossHook,
+    WeightsOnlyCheckpointHook,
+)
 from .resume import (  # noqa: F401
     ATOMIC_BACKEND,
     AtomicCheckpointHook,

@@ -13,6 +13,7 @@ from mmpoolformer.checkpoint import (
     get_state_dict,
     skipped_message,
 )
+from mmpoolformer.checkpoint.weights_only import from_weights_only, to_weights_only
 from mmpoolformer.models.backbones.deploy import switch_to_deploy
 from mmpoolformer.registry import HOOKS
 from mmpoolformer.utils.errors import TrainingError
@@ -57,6 +58,40 @@ class ConvertCheckpointHook(Hook):
             # does not report the same keys again as missing.
             state_dict.update({key: model_state[key] for key, _, _ in skipped})
         checkpoint['state_dict'] = state_dict
+
+
+@HOOKS.register_module()
+class WeightsOnlyCheckpointHook(Hook):
+    """Save checkpoints that plain ``torch.load(path)`` reads (``weights_only=True``,
+    torch's default), and read them back on ``--resume``.
+
+    Before a checkpoint is saved, the message hub's HistoryBuffers and numpy
+    values become tagged dicts of tensors and numbers
+    (:func:`~mmpoolformer.checkpoint.weights_only.to_weights_only`); after one
+    is loaded they become the objects again, bit for bit, before mmengine
+    restores the message hub. So the toolboxes' own inferencers and tools,
+    which load with torch's default, take the checkpoints trained here, and a
+    resume stays exact. Checkpoints saved before this hook hold the objects
+    themselves and resume as before (through tools/train.py, which reads
+    them with the message hub's types allowed). A value that torch would still
+    refuse is kept and named in one warning. On by default in our configs
+    (``default_hooks.weights_only_checkpoint``).
+    """
+    # Last before saving: after every hook that adds to the checkpoint.
+    priority = 'LOWEST'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        unsupported = []
+        converted = to_weights_only(checkpoint, 'checkpoint', unsupported)
+        checkpoint.clear()  # in place: mmengine saves this dict
+        checkpoint.update(converted)
+        if unsupported:
+            print_log('these checkpoint values are not plain data, so torch.load needs '
+                      f'weights_only=False to read the checkpoint: {", ".join(unsupported)}',
+                      logger='current', level=logging.WARNING)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.update(from_weights_only(checkpoint))
 
 
 @HOOKS.register_module()

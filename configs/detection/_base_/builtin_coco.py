@@ -7,21 +7,21 @@ builtin_metainfo = dict(classes=('circle', 'square', 'triangle', 'cross'))
 builtin_image_scale = (192, 160)
 
 builtin_train_pipeline = [
-    dict(type='mmpoolformer.LoadImageChecked'),
+    dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=builtin_image_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 builtin_test_pipeline = [
-    dict(type='mmpoolformer.LoadImageChecked'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=builtin_image_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 builtin_tta_pipeline = [  # flip test (tools/test.py --tta) at the same scale
-    dict(type='mmpoolformer.LoadImageChecked'),  # a bad image named, as in test_pipeline
+    dict(type='LoadImageFromFile'),  # the data set checks the image
     dict(type='TestTimeAug', transforms=[
         [dict(type='Resize', scale=builtin_image_scale, keep_ratio=True)],
         [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
