@@ -46,7 +46,8 @@ def build_from_config(path, **overrides):
 def run_tool(*args, timeout=900, env=None):
     """Run a command of tools/ from the repository root; returns CompletedProcess."""
     import subprocess
-    cmd = [sys.executable, *args] if args[0].endswith('.py') else ['bash', *args]
+    python = args[0].endswith('.py') or args[0] == '-m'  # a script, or a module (-m mim)
+    cmd = [sys.executable, *args] if python else ['bash', *args]
     full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env=full_env)

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import FPN_BUILTIN, MASKRCNN_BUILTIN
+
 from helpers import (
     ROOT,
     builtin_cls_options,

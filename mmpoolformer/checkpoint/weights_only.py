@@ -35,6 +35,8 @@ def to_weights_only(value, path: str = 'checkpoint', unsupported: list = None):
     by a tagged dict that torch's weights-only unpickler reads. A value of any
     other type that it would refuse is kept as it is and its key path appended
     to ``unsupported``, for the caller to report."""
+    if isinstance(value, np.generic):  # before _PLAIN: np.float64 is a float, np.str_ a str
+        return {TYPE_KEY: 'numpy_scalar', 'dtype': value.dtype.str, 'value': value.item()}
     if isinstance(value, _PLAIN):
         return value
     if isinstance(value, HistoryBuffer):
@@ -43,8 +45,6 @@ def to_weights_only(value, path: str = 'checkpoint', unsupported: list = None):
                 'count_history': _array(counts), 'max_length': value.max_length}
     if isinstance(value, np.ndarray):
         return _array(value)
-    if isinstance(value, np.generic):
-        return {TYPE_KEY: 'numpy_scalar', 'dtype': value.dtype.str, 'value': value.item()}
     if isinstance(value, Mapping):
         kind = OrderedDict if isinstance(value, OrderedDict) else dict
         return kind((key, to_weights_only(item, f'{path}[{key!r}]', unsupported))

@@ -4,5 +4,5 @@ from .ade20k import (  # noqa: F401
     ValidatedSegDataset,
 )
 from .coco import ValidatedCocoDataset  # noqa: F401
-from .folder import ValidatedImageFolder  # noqa: F401
+from .folder import ValidatedImageFolder, ValidatedImageNet  # noqa: F401
 from .transforms import LoadImageChecked  # noqa: F401
