@@ -126,7 +126,7 @@ REUSE_MAIN_JOB = os.environ.get('MMPOOLFORMER_REUSE_MAIN_JOB') == '1'
 MAIN_JOB = dict(  # what tools/run_main.sh writes, and the file that shows it finished
     classifier=('work_dirs/poolformer_s12_builtin', 'epoch_15.pth'),
     coco=('data/builtin/coco', 'annotations/instances_val2017.json'),
-    maskrcnn=('work_dirs/maskrcnn_poolformer_s12_builtin', 'epoch_3.pth'))
+    maskrcnn=('work_dirs/maskrcnn_poolformer_s12_builtin', 'epoch_6.pth'))
 
 
 def main_job_output(name):

@@ -20,13 +20,14 @@ MASKRCNN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
 RETINANET = 'configs/detection/retinanet_poolformer_s12_builtin.py'
 
 # Measured on the 2-core machine (seed 0, 160 images, backbone from the built-in
-# classifier): Mask R-CNN box mAP 0.639, mask mAP 0.759 after its 3 epochs with at
-# most 8 positive RoIs per image (4 epochs: 0.721 / 0.790; 0.732 / 0.816 with 16 positives,
-# 2026-12-02);
+# classifier): Mask R-CNN box mAP 0.844, mask mAP 0.863 after its 6 epochs with the
+# light heads and IoU-0.6 box targets of its config (2026-12-07, AVX2 EPYC; the same
+# config's figures vary by about 0.03 between runs and machines: the 3-epoch config of
+# 2026-12-02 gave 0.639 there and 0.604 here);
 # RetinaNet box mAP 0.652 (12 epochs, about 6 minutes; 6 epochs at twice the lr gave
 # 0.294). Mask R-CNN before training (classifier backbone, fresh neck and heads): box
 # mAP 0.001, mask mAP 0.000.
-MIN_MASKRCNN_BOX, MIN_MASKRCNN_MASK = 0.5, 0.5
+MIN_MASKRCNN_BOX, MIN_MASKRCNN_MASK = 0.8, 0.8
 MIN_RETINANET_BOX = 0.35
 
 

@@ -262,7 +262,7 @@ def test_mim_test_of_each_toolbox_takes_the_trained_models(builtin_classifier,
     out = succeeded(_mim('test', 'mmdet', _config(MASKRCNN_BUILTIN), '--checkpoint',
                          trained_maskrcnn[1], '--work-dir', str(tmp_path / 'det'),
                          *builtin_coco_options(builtin_coco, 'unused', num_workers=0)))
-    assert _metric(out, 'coco/bbox_mAP') >= 0.5  # test_detection.py's threshold
+    assert _metric(out, 'coco/bbox_mAP') >= 0.8  # test_detection.py's threshold
     out = succeeded(_mim('test', 'mmseg', _config(FPN_BUILTIN), '--checkpoint', trained_fpn[1],
                          '--work-dir', str(tmp_path / 'seg'),
                          *builtin_seg_options(builtin_ade20k, 'unused', num_workers=0)))

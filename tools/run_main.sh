@@ -20,6 +20,6 @@ DET_DIR=work_dirs/maskrcnn_poolformer_s12_builtin
 [ -f $CLS_DIR/epoch_15.pth ] || $PY tools/train.py $CLS_CONFIG --work-dir $CLS_DIR
 $PY tools/train.py $DET_CONFIG --work-dir $DET_DIR \
     --cfg-options model.backbone.init_cfg.checkpoint=$CLS_DIR/epoch_15.pth
-$PY tools/test.py $DET_CONFIG $DET_DIR/epoch_3.pth --work-dir $DET_DIR --show-dir $DET_DIR/vis
+$PY tools/test.py $DET_CONFIG $DET_DIR/epoch_6.pth --work-dir $DET_DIR --show-dir $DET_DIR/vis
 echo "box and mask mAP: see the coco/bbox_mAP and coco/segm_mAP line above;"
 echo "predictions drawn (left: ground truth, right: prediction) in $DET_DIR/vis"
