@@ -1,5 +1,7 @@
 """Fixtures of the suite; what tests share as functions is in tests/helpers.py."""
+import itertools
 import os
+import warnings
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ from helpers import (
     builtin_coco_options,
     builtin_seg_options,
     main_job_output,
+    processes,
     randomize_,
     run_tool,
     succeeded,
@@ -19,6 +22,23 @@ torch.set_num_threads(os.cpu_count() or 1)
 
 MASKRCNN_BUILTIN = 'configs/detection/maskrcnn_poolformer_s12_builtin.py'
 FPN_BUILTIN = 'configs/segmentation/fpn_poolformer_s12_builtin.py'
+
+_tests = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def no_process_left(request, monkeypatch):
+    """Every process a test starts carries the test's token in its environment (and
+    so do the processes those start), so that whatever is still running when the test
+    ends, passed, failed or timed out, is killed here, by pid: torchrun's workers, in
+    sessions of their own, too. What a test left is a warning naming it."""
+    token = f'test-{os.getpid()}-{next(_tests)}'
+    monkeypatch.setenv(processes.MARK, processes.marked_env(token)[processes.MARK])
+    yield
+    if left := processes.kill_tree(token):
+        warnings.warn(f'{request.node.nodeid} left {len(left)} process(es) running, killed: '
+                      + '; '.join(f'{pid} {cmd[:120]}' for pid, cmd in left.items()),
+                      stacklevel=1)
 
 
 @pytest.fixture

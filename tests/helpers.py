@@ -3,9 +3,14 @@
 Tests import these (``from helpers import ...``; pyproject's pytest ``pythonpath``
 puts tests/ on the path); tests/conftest.py keeps the fixtures only.
 """
+import itertools
 import os
+import queue
 import re
+import subprocess
 import sys
+import threading
+import time
 
 import torch
 
@@ -36,6 +41,8 @@ _inputs = import_tool('tools/analysis/model_inputs.py')
 dense_batch, randomize_ = _inputs.dense_batch, _inputs.randomize_
 _complexity = import_tool('tools/analysis/complexity.py')
 count_macs, count_parameters = _complexity.count_macs, _complexity.count_parameters
+# Finding and killing every process a test started (Watched, no_process_left).
+processes = import_tool('tools/dev/processes.py')
 
 
 def build_from_config(path, **overrides):
@@ -44,13 +51,111 @@ def build_from_config(path, **overrides):
 
 
 def run_tool(*args, timeout=900, env=None):
-    """Run a command of tools/ from the repository root; returns CompletedProcess."""
-    import subprocess
+    """Run a command of tools/ from the repository root; returns CompletedProcess.
+    Past ``timeout`` seconds the test fails, the command killed with every process it
+    started (``Watched``)."""
     python = args[0].endswith('.py') or args[0] == '-m'  # a script, or a module (-m mim)
     cmd = [sys.executable, *args] if python else ['bash', *args]
     full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return Watched(cmd, env=full_env, merge_output=False).finish(timeout)
+
+
+class Watched:
+    """A command started from the repository root in a session of its own, its output
+    read by threads, so that every wait on it has a deadline, whether the command
+    prints or not. Past a deadline the test fails, naming what it waited for, and the
+    command is killed with every process it started, each by its pid, whatever its
+    process group (torchrun's workers run in sessions of their own) and even once
+    re-parented (tools/dev/processes.py). The test's own timeout and the
+    ``no_process_left`` fixture end whatever is still running when the test ends."""
+
+    _started = itertools.count()
+
+    def __init__(self, cmd, env=None, merge_output=True):
+        self.cmd, self.lines = cmd, []  # the lines of stdout read so far
+        self.token = f'watched-{os.getpid()}-{next(Watched._started)}'
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, errors='replace',
+            start_new_session=True,
+            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+            env=processes.marked_env(self.token, env))
+        self._stdout, self._stderr, self._ended = queue.Queue(), [], False
+        self._readers = [threading.Thread(target=self._read, daemon=True,
+                                          args=(self.proc.stdout, self._stdout.put))]
+        if not merge_output:
+            self._readers.append(threading.Thread(target=self._read, daemon=True,
+                                                  args=(self.proc.stderr, self._stderr.append)))
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(pipe, put):
+        for line in pipe:
+            put(line)
+        put(None)  # the end of the output: every process holding the pipe is gone
+
+    def _next_line(self, deadline):
+        """The next line of stdout, or None at its end or at the deadline."""
+        if self._ended:
+            return None
+        try:
+            line = self._stdout.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+        self._ended = line is None
+        if line is not None:
+            self.lines.append(line)
+        return line
+
+    def wait_for(self, pattern, timeout=600):
+        """The first line of stdout matching ``pattern``, within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (line := self._next_line(deadline)) is not None:
+            if re.search(pattern, line):
+                return line
+        self.fail(f'a line matching {pattern!r} within {timeout} s'
+                  + (' (the output ended first)' if self._ended else ''))
+
+    def finish(self, timeout=300):
+        """The CompletedProcess once the command has exited and its output ended
+        (every process holding its pipes gone), within ``timeout`` seconds. With
+        the output merged, its stderr is its stdout."""
+        deadline = time.monotonic() + timeout
+        while self._next_line(deadline) is not None:
+            pass
+        try:
+            status = self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            status = None
+        for reader in self._readers:
+            reader.join(timeout=max(0.0, deadline - time.monotonic()))
+        if not self._ended or status is None or any(r.is_alive() for r in self._readers):
+            self.fail(f'its end within {timeout} s')
+        stdout = ''.join(self.lines)
+        stderr = ''.join(filter(None, self._stderr)) if len(self._readers) > 1 else stdout
+        return subprocess.CompletedProcess(self.cmd, status, stdout, stderr)
+
+    def kill(self):
+        """Kill the command and every process it started; {pid: command line} of those."""
+        killed = processes.kill_tree(self.token, root=self.proc.pid)
+        self.proc.wait(timeout=30)  # reaped; with every writer gone, the readers end
+        for reader in self._readers:
+            reader.join(timeout=10)
+        while self._next_line(time.monotonic()) is not None:  # what was left unread
+            pass
+        return killed
+
+    def fail(self, waited_for):
+        """Kill everything the command started, and fail the test naming what was
+        awaited, what was killed and the last output."""
+        __tracebackhide__ = True  # pytest shows the test's line, not this one
+        killed = self.kill()
+        output = ''.join(self.lines[-40:]) + ''.join(filter(None, self._stderr[-40:]))
+        raise AssertionError(
+            f'waited in vain for {waited_for}: {" ".join(map(str, self.cmd))}\n'
+            f'killed {len(killed)} process(es): '
+            + '; '.join(f'{pid} {cmd[:120]}' for pid, cmd in killed.items())
+            + f'\nthe last output:\n{output}')
 
 
 def loader_options(data_root, num_workers):

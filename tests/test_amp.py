@@ -93,6 +93,7 @@ def test_amp_step_runs_in_bf16():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2100)  # above its run's own 1800 s
 @needs_bf16
 def test_classifier_learns_with_amp(builtin_classifier, tmp_path):
     """Same config, data (seed 0) and schedule as the builtin_classifier fixture,

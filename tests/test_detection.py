@@ -77,6 +77,7 @@ def test_python_inference_api(trained_maskrcnn, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # above its run's own 1500 s
 def test_retinanet_learns(builtin_coco, builtin_classifier, tmp_path):
     work = str(tmp_path)
     succeeded(run_tool('tools/train.py', RETINANET, '--work-dir', work,

@@ -397,6 +397,8 @@ FIGURES_FROM_CODE = [
      'mmpoolformer/engine/faults.py', r'^CENSUS_WAIT_S = (\d+)'),
     ('docs/reliability.md', r'asks for SIGUSR1 (\d+) s before the time limit',
      'tools/slurm_train.sh', r'STOP_WARNING_S:-(\d+)'),
+    ('docs/tests.md', r'still running after (\d+) s fails', 'pyproject.toml',
+     r'^timeout = (\d+)'),
 ]
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, Watched
 
 FAKE_SRUN = '''#!/bin/bash
 # Record the command line, then run the task command (what follows srun's options)
@@ -139,12 +139,10 @@ def test_two_nodes_on_localhost_train_and_only_rank_0_saves(tiny_cls_data, tmp_p
         cmd = ['bash', 'tools/dist_train.sh', 'configs/classification/poolformer_s12_builtin.py',
                '1', '--work-dir', str(work), *builtin_cls_options(tiny_cls_data),
                'train_dataloader.batch_size=16']
-        nodes.append((work, subprocess.Popen(cmd, cwd=ROOT, env=dict(env, NODE_RANK=str(rank)),
-                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                             text=True)))
-    outputs = [proc.communicate(timeout=900)[0] for _, proc in nodes]
-    for (_, proc), out in zip(nodes, outputs, strict=True):
-        assert proc.returncode == 0, out[-3000:]
+        nodes.append(Watched(cmd, env=dict(env, NODE_RANK=str(rank))))
+    for node in nodes:
+        done = node.finish(900)
+        assert done.returncode == 0, done.stdout[-3000:]
     log = open(next((tmp_path / 'node0').glob('*/*.log'))).read()
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
     # 32 training images, batch 16 per rank: one iteration per epoch on each of the 2 ranks

@@ -15,7 +15,7 @@ import tokenize
 
 import pytest
 
-from helpers import ROOT, tracked_folders
+from helpers import ROOT, import_tool, processes, tracked_folders
 
 TOP_FOLDERS = ('tools', 'configs', 'mmpoolformer', 'docs', 'demo', 'requirements', 'tests', '.ci')
 # A path inside the repository: a top folder, then path characters; paths with
@@ -109,12 +109,7 @@ def test_tests_cite_only_files_in_the_repository():
 
 def _mutants_tool():
     """tools/dev/mutants.py, loaded from its path (a development tool, not a package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'mutants', os.path.join(ROOT, 'tools', 'dev', 'mutants.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool('tools/dev/mutants.py')
 
 
 def test_every_mutation_still_applies_and_contributing_lists_them(capsys):
@@ -142,3 +137,30 @@ def test_a_mutation_whose_snippet_moved_is_named(tmp_path):
                        match=r"^mutant moved-code: its old snippet occurs 0 times in moved\.py"):
         mutants.apply(moved, str(tmp_path))
     assert (tmp_path / 'moved.py').read_text() == 'x = 1\n'
+
+
+def test_a_mutant_whose_tests_outlive_its_time_limit_is_hung_and_killed(tmp_path, monkeypatch):
+    """A mutant with a time limit whose test waits for ever is reported HUNG, not
+    caught, once the limit has passed, and every process its tests started is killed:
+    here an orphan in a session of its own, as torchrun's workers are once it is gone."""
+    import sys
+    import time
+    mutants = _mutants_tool()
+    nap = f'{1000 + time.time() % 1000:.3f}'  # seconds no other process sleeps
+
+    def tiny_repository(destination):
+        with open(os.path.join(destination, 'code.py'), 'w') as f:
+            f.write('x = 1\n')
+        with open(os.path.join(destination, 'test_waits.py'), 'w') as f:
+            f.write('import subprocess\nimport time\n\n\ndef test_waits_for_ever():\n'
+                    f'    subprocess.run(["bash", "-c", "setsid sleep {nap} &"])  # an orphan\n'
+                    '    time.sleep(600)\n')
+
+    monkeypatch.setattr(mutants, 'scratch_copy', tiny_repository)
+    waits = mutants.Mutation('waits', 'nothing', 'code.py', 'x = 1', 'x = 2',
+                             ('test_waits.py',), time_limit_s=5)
+    outcome, seconds = mutants.run_mutant(waits, sys.executable)
+    assert outcome == 'HUNG (over 5 s)' and seconds < 30, (outcome, seconds)
+    sleeping = [pid for pid in os.listdir('/proc') if pid.isdigit()
+                and processes.command_line(int(pid)) == f'sleep {nap}']
+    assert sleeping == []

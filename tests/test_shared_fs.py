@@ -20,7 +20,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from helpers import toy_model
+from helpers import processes, toy_model
 from mmpoolformer.datasets.builtin import SHAPES
 
 WORLD = 2
@@ -253,17 +253,18 @@ def ranks(tmp_path_factory, builtin_coco, builtin_ade20k, tiny_cls_data):
     server, requests = _serve(str(served))
     out = tmp / 'out'
     out.mkdir()
+    token = f'shared-fs-ranks-{os.getpid()}'  # on the ranks and whatever they start
     with pytest.MonkeyPatch.context() as env:
         env.setenv('TORCH_HOME', str(tmp / 'torch_home'))  # the hub cache both ranks share
         env.setenv('CUDA_VISIBLE_DEVICES', '')  # gloo on the CPU, also on a GPU machine
+        env.setenv(processes.MARK, processes.marked_env(token)[processes.MARK])
         context = mp.start_processes(
             _worker, args=(_free_port(), data, f'http://127.0.0.1:{server.server_port}',
                            str(out)), nprocs=WORLD, join=False, start_method='spawn')
         deadline = time.monotonic() + 600
         while not context.join(timeout=5):
             if time.monotonic() > deadline:
-                for process in context.processes:
-                    process.kill()
+                processes.kill_tree(token)
                 pytest.fail('the two ranks did not finish in 600 s (a rank hangs)')
     server.shutdown()
     return [json.load(open(out / f'rank{r}.json')) for r in range(WORLD)], requests

@@ -17,7 +17,15 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
-from helpers import ROOT, builtin_cls_options, loader_options, one_line_error, run_tool, toy_runner
+from helpers import (
+    ROOT,
+    Watched,
+    builtin_cls_options,
+    loader_options,
+    one_line_error,
+    run_tool,
+    toy_runner,
+)
 
 CLS = 'configs/classification/poolformer_s12_builtin.py'
 
@@ -380,46 +388,19 @@ def _env():
 
 
 def _run(cmd, timeout=900):
-    run = _Watched(cmd)
-    status, output = run.finish(timeout)
-    return subprocess.CompletedProcess(cmd, status, output, output)
+    return _watched(cmd).finish(timeout)
 
 
-class _Watched:
-    """A training process (in a session of its own, with torchrun's workers) whose
-    merged output is read line by line; killed with its workers on a timeout."""
+def _watched(cmd):
+    """A training run whose merged output is read line by line as it comes."""
+    return Watched(cmd, env=_env())
 
-    def __init__(self, cmd):
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=_env(),
-                                     start_new_session=True)
-        self.lines = []
 
-    def wait_for(self, pattern, timeout=600):
-        """The first line of output matching `pattern`."""
-        deadline = time.monotonic() + timeout
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if re.search(pattern, line):
-                return line
-            if time.monotonic() > deadline:
-                break
-        self.kill()
-        raise AssertionError(f'no {pattern!r} in the output:\n' + ''.join(self.lines[-40:]))
-
-    def finish(self, timeout=300):
-        """(exit status, whole output) once the process has ended."""
-        try:
-            rest, _ = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-        self.lines.append(rest)
-        return self.proc.returncode, ''.join(self.lines)
-
-    def kill(self):
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.communicate()
+# From a stop signal to the end of every process: about 1 s to the saved checkpoint,
+# then the interpreters' teardown, 2 to 10 s on a quiet machine (docs/reliability.md).
+# A run that has not ended by then waits on something that will not come (the ranks
+# disagreeing on the stop, a collective left hanging): the test fails, naming it.
+STOP_WITHIN_S = 120
 
 
 def _children(pid):
@@ -477,11 +458,12 @@ def test_sigterm_mid_epoch_saves_the_iteration_and_resume_is_exact(tiny_cls_data
     assert _run(_train(straight, options)).returncode == 0
     script = tmp_path / 'second_signal.py'
     script.write_text(_SECOND_SIGNAL_DURING_SAVE)
-    run = _Watched(_train(stopped, options, wrapper=str(script)))
+    run = _watched(_train(stopped, options, wrapper=str(script)))
     run.wait_for(r'Epoch\(train\) +\[1\]\[3/8\]')
     run.proc.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
-    status, output = run.finish()
+    done = run.finish(STOP_WITHIN_S)
+    status, output = done.returncode, done.stdout
     print(f'time to stop: {time.monotonic() - signalled:.1f} s')
     assert status == 75, output[-3000:]
     assert 'SIGTERM received: stopping after the iteration in flight' in output
@@ -539,11 +521,12 @@ def test_sigterm_to_one_of_two_ranks_stops_both_at_one_iteration_and_resume_is_e
     assert proc.returncode == 0, proc.stdout[-3000:]
     released = r'rank [01]: DDP wrappers alive at destroy_process_group: 0'
     assert len(re.findall(released, proc.stdout)) == 2, proc.stdout[-3000:]
-    run = _Watched(_train(stopped, options, procs=2, port=29642, wrapper=str(counting)))
+    run = _watched(_train(stopped, options, procs=2, port=29642, wrapper=str(counting)))
     run.wait_for(r'Epoch\(train\) +\[1\]\[2/4\]')
     os.kill(_rank_pid(run.proc.pid, 1), signal.SIGTERM)
     signalled = time.monotonic()
-    status, output = run.finish()
+    done = run.finish(STOP_WITHIN_S)
+    status, output = done.returncode, done.stdout
     print(f'time to stop: {time.monotonic() - signalled:.1f} s')
     assert 'rank 1: SIGTERM received: stopping after the iteration in flight' in output
     assert re.search(r'SIGTERM received \(rank 1\): stopped after iteration', output)
@@ -646,13 +629,14 @@ def test_a_rank_killed_mid_epoch_is_named_and_the_run_resumes(tiny_cls_data, tmp
     names epoch_1.pth, and --resume with two processes trains to the end."""
     work = tmp_path / 'work'
     options = _options(tiny_cls_data, max_epochs=3, batch_size=4)
-    run = _Watched(_train(work, options, procs=2, port=29661))
+    run = _watched(_train(work, options, procs=2, port=29661))
     run.wait_for(r'Epoch\(train\) +\[2\]\[1/4\]')
     os.kill(_rank_pid(run.proc.pid, 1), signal.SIGKILL)
     killed = time.monotonic()
-    status, output = run.finish()
+    done = run.finish(STOP_WITHIN_S)
+    status, output = done.returncode, done.stdout
     print(f'time to stop: {time.monotonic() - killed:.1f} s')
-    assert status != 0 and time.monotonic() - killed < 120
+    assert status != 0
     # Named by rank 0 when it notices first, or by torchrun's monitoring, which may
     # stop rank 0 (SIGTERM) before it does.
     ours = re.search(r'error: rank 0 of 2 lost contact at iteration \d+: rank 1 did not answer '
@@ -707,13 +691,14 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tiny_cls_data, tmp_path):
 def test_a_killed_data_worker_is_named_with_the_likely_cause(tiny_cls_data, tmp_path):
     """A data loader worker SIGKILLed mid-epoch (what the out-of-memory killer
     does): one line names its pid and memory as the likely cause, at once."""
-    run = _Watched(_train(tmp_path / 'work', _options(tiny_cls_data, max_epochs=1,
+    run = _watched(_train(tmp_path / 'work', _options(tiny_cls_data, max_epochs=1,
                                                       batch_size=4, num_workers=2)))
     run.wait_for(r'Epoch\(train\) +\[1\]\[2/8\]')
     worker = _children(run.proc.pid)[0]
     os.kill(worker, signal.SIGKILL)
     killed = time.monotonic()
-    status, output = run.finish()
+    done = run.finish(STOP_WITHIN_S)
+    status, output = done.returncode, done.stdout
     print(f'time to stop: {time.monotonic() - killed:.1f} s')
     assert status == 1 and 'Traceback' not in output, output[-3000:]
     last = output.strip().splitlines()[-1]

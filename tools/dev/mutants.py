@@ -5,7 +5,9 @@ Every mutation replaces one exact snippet of one file in a scratch copy of the
 repository (the tracked files, as they are in the working tree), then runs the
 guarding tests there. A mutant the tests pass is reported as SURVIVED: its
 tests do not check the behaviour. A snippet found zero or several times is an
-error naming the mutant, so a refactor that moves the code shows up here.
+error naming the mutant, so a refactor that moves the code shows up here. A
+mutation that can make the code hang carries a time limit: tests still running
+past it are killed, with every process they started, and reported HUNG.
 
     python tools/dev/mutants.py            # the fast mutants
     python tools/dev/mutants.py --slow     # and those whose tests train
@@ -24,6 +26,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Optional
+
+import processes  # tools/dev/processes.py
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -37,6 +42,11 @@ class Mutation:
     new: str
     tests: tuple  # pytest arguments: node ids, or '-k' and an expression
     slow: bool = False  # the tests train a model
+    # The tests must end within this many seconds, failing if need be: for a mutation
+    # that can make the code hang (a deadlock between ranks), where tests that hang
+    # instead of failing would never tell. Past it the tests are killed with every
+    # process they started, and the mutant counts as HUNG, not caught.
+    time_limit_s: Optional[int] = None
 
 
 MUTATIONS = (
@@ -130,6 +140,23 @@ MUTATIONS = (
         "",
         ('tests/test_training_faults.py', '-k', 'stop_signals_are_handled')),
     Mutation(
+        'stop-not-agreed',
+        'the ranks share a stop signal that one of them received and stop after the same '
+        'iteration',
+        'mmpoolformer/engine/faults.py',
+        "        dist.all_reduce(received, op='max')  # nothing to do when not distributed\n",
+        "",
+        ('tests/test_training_faults.py', '-k', 'one_of_two_ranks'),
+        slow=True, time_limit_s=600),
+    Mutation(
+        'resume-path-ignored',
+        'tools/train.py --resume PATH continues from that checkpoint',
+        'tools/train.py',
+        "        cfg.resume, cfg.load_from = True, R.checked_path(args.resume)",
+        "        cfg.load_from = R.checked_path(args.resume)",
+        ('tests/test_resume.py::test_resume_from_an_explicit_older_checkpoint',),
+        slow=True),
+    Mutation(
         'layer-scale-key-wrong',
         'the converter maps the official layout\'s layer_scale_N to layer_scaleN.scale',
         'mmpoolformer/checkpoint/layouts.py',
@@ -183,9 +210,9 @@ def scratch_copy(destination: str) -> None:
 
 
 def run_mutant(mutation: Mutation, python: str, baseline: bool = False) -> tuple:
-    """(outcome, seconds): 'caught', 'SURVIVED' or 'NOT APPLIED: why'. With
-    ``baseline`` the tests run on the unmutated copy and must pass: a failure
-    there would make every mutant look caught."""
+    """(outcome, seconds): 'caught', 'SURVIVED', 'HUNG (over N s)' or 'NOT APPLIED:
+    why'. With ``baseline`` the tests run on the unmutated copy and must pass: a
+    failure there would make every mutant look caught."""
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f'mutant-{mutation.name}-') as root:
         scratch_copy(root)
@@ -193,10 +220,19 @@ def run_mutant(mutation: Mutation, python: str, baseline: bool = False) -> tuple
             apply(mutation, root, write=not baseline)
         except MutationError as err:
             return f'NOT APPLIED: {err}', time.monotonic() - start
-        env = dict(os.environ, PYTHONPATH=root)
-        proc = subprocess.run(
+        # Marked, so that a time limit ends the tests' processes too, whatever their
+        # process group (torchrun's workers), not only pytest.
+        token = f'mutant-{os.getpid()}-{mutation.name}'
+        proc = subprocess.Popen(
             [python, '-m', 'pytest', '-x', '-q', '-p', 'no:cacheprovider', *mutation.tests],
-            cwd=root, env=env, capture_output=True, text=True)
+            cwd=root, env=processes.marked_env(token, dict(os.environ, PYTHONPATH=root)),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            stdout, stderr = proc.communicate(timeout=mutation.time_limit_s)
+        except subprocess.TimeoutExpired:
+            processes.kill_tree(token, root=proc.pid)
+            proc.communicate()  # every writer of its pipes is gone
+            return f'HUNG (over {mutation.time_limit_s} s)', time.monotonic() - start
     seconds = time.monotonic() - start
     if baseline:
         return ('passes' if proc.returncode == 0 else
@@ -206,7 +242,7 @@ def run_mutant(mutation: Mutation, python: str, baseline: bool = False) -> tuple
     if proc.returncode == 0:
         return 'SURVIVED', seconds
     # 5: nothing collected (a renamed test), 2-4: an error before the tests ran
-    tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ['']
+    tail = (stdout + stderr).strip().splitlines()[-1:] or ['']
     return f'NOT RUN (pytest exit {proc.returncode}: {tail[0]})', seconds
 
 
@@ -225,7 +261,8 @@ def main(argv=None) -> int:
     by_name = {m.name: m for m in MUTATIONS}
     if args.list:
         for m in MUTATIONS:
-            print(f'{m.name}{" (slow)" if m.slow else ""}: {m.breaks} [{m.path}]')
+            limit = f'; tests end within {m.time_limit_s} s' if m.time_limit_s else ''
+            print(f'{m.name}{" (slow)" if m.slow else ""}: {m.breaks} [{m.path}]{limit}')
         return 0
     if args.only:
         unknown = [name for name in args.only if name not in by_name]
