@@ -48,7 +48,7 @@ def test_bad_training_image_is_named(tiny_cls_data, tmp_path, fault):
     proc = run_tool('tools/train.py', CLS, '--work-dir', str(tmp_path / 'work'),
                     *builtin_cls_options(str(root)))
     name = re.escape(os.path.basename(images[0]))
-    one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*bad_images='skip')
+    one_line_error(proc, rf"bad image .*{name}: .*(truncated|cannot be decoded).*bad_images='skip'")
 
 
 def test_bad_training_image_can_be_skipped_with_a_warning(tiny_cls_data, tmp_path):
@@ -78,7 +78,7 @@ def test_bad_test_image_is_named_by_tools_test(tiny_cls_data, tmp_path, fault):
     proc = run_tool('tools/test.py', CLS, _untrained_checkpoint(tmp_path),
                     '--work-dir', str(tmp_path / 'work'), *builtin_cls_options(str(root)))
     name = re.escape(os.path.basename(bad))
-    one_line_error(proc, rf'bad image .*{name}: .*(truncated|cannot be decoded).*bad_images='skip')
+    one_line_error(proc, rf"bad image .*{name}: .*(truncated|cannot be decoded).*bad_images='skip'")
 
 
 def test_bad_test_image_can_be_skipped_and_counted(tiny_cls_data, tmp_path):
