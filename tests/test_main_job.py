@@ -1,16 +1,20 @@
 """The end of the main job (tools/run_main.sh): its summary, read from the runs' own result
-files (tools/analysis/main_job_summary.py)."""
+files (tools/analysis/main_job_summary.py), and the README's figure made from its pictures
+(tools/visualization/main_job_figure.py)."""
 import json
 import os
 import re
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from helpers import import_tool, toy_runner
+from helpers import ROOT, import_tool, toy_runner
 
 summary_tool = import_tool('tools/analysis/main_job_summary.py')
+figure_tool = import_tool('tools/visualization/main_job_figure.py')
+README_FIGURE = os.path.join(ROOT, 'docs/images/maskrcnn_builtin.png')
 
 
 def write_lines(path, entries):
@@ -132,3 +136,67 @@ def test_summary_reads_what_mmengine_writes(tmp_path, capsys):
                       capsys)
     assert 'top-1 75.0 ' in lines[1] and lines[1].endswith('/cls/epoch_2.pth')
     assert 'box mAP 0.500, mask mAP 0.250;' in lines[2]
+
+
+# --------------------------------------------------------------------------- #
+# The README's figure
+# --------------------------------------------------------------------------- #
+def val_images(coco_root):
+    """{image id: (file name, RGB array)} of the built-in COCO val set."""
+    with open(os.path.join(coco_root, 'annotations/instances_val2017.json')) as f:
+        images = json.load(f)['images']
+    return {image['id']: (image['file_name'], np.asarray(Image.open(
+        os.path.join(coco_root, 'val2017', image['file_name'])).convert('RGB'), np.float32))
+        for image in images}
+
+
+def shown_images(figure_path, images):
+    """The file names of the val images whose ground-truth halves the figure shows, row
+    by row: each row's left half is nearest to that image (the drawn boxes and masks
+    cover a small part of it)."""
+    figure = np.asarray(Image.open(figure_path).convert('RGB'), np.float32)
+    height, width = next(iter(images.values()))[1].shape[:2]
+    shown = []
+    for top in range(0, figure.shape[0], height):
+        row = figure[top:top + height, :width]
+        shown.append(min(images.values(), key=lambda im: np.abs(row - im[1]).mean())[0])
+    return shown
+
+
+def test_readme_figure_shows_the_val_images_it_names(builtin_coco):
+    record = figure_tool.read_record(README_FIGURE)
+    assert record, f'{README_FIGURE} has no record: make it with main_job_figure.py'
+    images = val_images(builtin_coco)
+    assert all(i in images for i in record['image_ids']), (record, sorted(images))
+    assert record['file_names'] == [images[i][0] for i in record['image_ids']]
+    assert shown_images(README_FIGURE, images) == record['file_names']
+
+
+def test_figure_from_the_pictures(builtin_coco, tmp_path, capsys):
+    """The tool on pictures drawn as the test's hook draws them (ground truth left,
+    prediction right: here the val image twice)."""
+    images = val_images(builtin_coco)
+    vis = tmp_path / 'vis'
+    vis.mkdir()
+    for name, image in images.values():
+        Image.fromarray(np.concatenate([image, image], 1).astype(np.uint8)).save(vis / name)
+    ann = os.path.join(builtin_coco, 'annotations/instances_val2017.json')
+    out = tmp_path / 'figure.png'
+    figure_tool.main(['--vis-dir', str(vis), '--ann', ann, '--out', str(out)])
+    record = figure_tool.read_record(out)
+    with open(ann) as f:
+        objects = [a['image_id'] for a in json.load(f)['annotations']]
+    # by default the three images with the most objects
+    assert len(record['image_ids']) == 3
+    assert min(objects.count(i) for i in record['image_ids']) == max(map(objects.count, images))
+    assert shown_images(out, images) == record['file_names']
+    assert Image.open(out).size == (2 * 190, 3 * 150)
+    figure_tool.main(['--vis-dir', str(vis), '--ann', ann, '--out', str(out), '--ids', '7', '2'])
+    assert figure_tool.read_record(out)['image_ids'] == [7, 2]
+    assert shown_images(out, images) == ['000007.png', '000002.png']
+    assert 'wrote ' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r'^error: no image of id \[41\] in '):
+        figure_tool.main(['--vis-dir', str(vis), '--ann', ann, '--out', str(out), '--ids', '41'])
+    os.remove(vis / '000002.png')
+    with pytest.raises(SystemExit, match=r'^error: \S+/000002\.png not found: run '):
+        figure_tool.main(['--vis-dir', str(vis), '--ann', ann, '--out', str(out), '--ids', '2'])
