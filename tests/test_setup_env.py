@@ -406,8 +406,8 @@ while [[ "$1" == -* ]]; do shift; done  # pip's own options
 command="$1"
 shift
 if [[ "$command" != check ]]; then  # as pip says with local indexes that lack a package
-    echo "WARNING: Location 'file:///opt/pypi/simple/$1/' is ignored: it is neither a file" \
-         "nor a directory." >&2
+    echo "WARNING: Location 'file:///opt/pypi/simple/torch/' is ignored: it is neither a" \
+         "file nor a directory." >&2
 fi
 wheel=0 no_deps=0 index='' out=''
 while (($#)); do
