@@ -99,10 +99,9 @@ def test_bad_test_image_can_be_skipped_and_counted(tiny_cls_data, tmp_path):
                                     'configs/detection/retinanet_poolformer_s12.py',
                                     'configs/detection/retinanet_poolformer_s12_builtin.py'])
 def test_bad_test_image_is_named_under_tta(tmp_path, config):
-    """tools/test.py --tta tests with the config's tta_pipeline (enable_tta): its first
-    transform, run in the config's toolbox scope, names a corrupt image."""
-    from mmengine.dataset import Compose
-    from mmengine.registry import DefaultScope
+    """tools/test.py --tta tests with the config's tta_pipeline (enable_tta): the test
+    set, built in the config's toolbox scope, loads with it and names a corrupt image."""
+    from mmengine.registry import DATASETS, DefaultScope
 
     from helpers import ROOT
     from mmpoolformer.apis import load_config
@@ -112,10 +111,10 @@ def test_bad_test_image_is_named_under_tta(tmp_path, config):
     bad = tmp_path / 'ADE_val_00000001.jpg'
     bad.write_bytes(b'not an image at all' * 10)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+        dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True))
     with pytest.raises(DatasetError, match=rf'^bad image {bad}: it cannot be decoded'):
-        pipeline(dict(img_path=str(bad), seg_map_path=None, reduce_zero_label=True,
-                      seg_fields=[], img_id=0, instances=[]))
+        dataset.pipeline(dict(img_path=str(bad), seg_map_path=None, reduce_zero_label=True,
+                              seg_fields=[], img_id=0, instances=[]))
 
 
 @pytest.mark.parametrize('mode', ['gray', 'rgba', '16bit'])

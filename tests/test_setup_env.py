@@ -405,6 +405,10 @@ shift 2
 while [[ "$1" == -* ]]; do shift; done  # pip's own options
 command="$1"
 shift
+if [[ "$command" != check ]]; then  # as pip says with local indexes that lack a package
+    echo "WARNING: Location 'file:///opt/pypi/simple/torch/' is ignored: it is neither a" \
+         "file nor a directory." >&2
+fi
 wheel=0 no_deps=0 index='' out=''
 while (($#)); do
     case "$1" in
@@ -433,6 +437,11 @@ case "$command" in
     wheel)
         echo "ENV MAX_JOBS=$MAX_JOBS FORCE_CUDA=$FORCE_CUDA" \\
              "TORCH_CUDA_ARCH_LIST=${{TORCH_CUDA_ARCH_LIST-unset}}" >> "$FAKE_LOG"
+        echo "  SetuptoolsDeprecationWarning: a notice of the build"
+        if [[ "$FAKE_BUILD_FAILS" == 1 ]]; then
+            echo "error: command '/usr/bin/g++' failed with exit code 1" >&2
+            exit 1
+        fi
         mkdir -p "$out" && touch "$out/mmcv-2.1.0-cp311-cp311-linux_x86_64.whl" ;;
     check) exit "${{FAKE_PIP_CHECK:-0}}" ;;
 esac
@@ -600,6 +609,113 @@ def test_setup_env_rerun_on_an_offline_gpu_node(fake_repo, fake_machine, tmp_pat
     assert proc.returncode != 0, proc.stderr
     assert f'missing: timm 0.9.0: not =={pinned("timm")} (constraints)' in proc.stderr
     assert 'network is unreachable' in proc.stderr
+
+
+# The python that creates the venv (PYTHON): `-m venv DIR` puts the fake venv python there.
+FAKE_BASE_PYTHON = '''#!/bin/bash
+case "$1" in
+    --version) echo "Python 3.11.9" ;;
+    -m) [[ "$2" == venv ]] || exit 1
+        mkdir -p "$3/bin" "$3/lib/python{major}.{minor}/site-packages"
+        cp "{venv_python}" "$3/bin/python" ;;
+    *) exit 1 ;;
+esac
+'''
+
+
+@pytest.fixture
+def fresh_machine(fake_repo, fake_machine, tmp_path):
+    """A CPU machine without the venv or the mmcv wheel: env for run_setup. The venv's
+    python sees what a venv just created has: the standard library and pip (-S, and pip
+    on PYTHONPATH besides the fake torch)."""
+    import pip
+    venv_python = tmp_path / 'venv_python'
+    venv_python.write_text(FAKE_PYTHON.format(python=f'{sys.executable} -S'))
+    venv_python.chmod(0o755)
+    shutil.rmtree(fake_repo / '.venv')
+    fresh_site = tmp_path / 'fresh_site'
+    fresh_site.mkdir()
+    os.symlink(os.path.dirname(pip.__file__), fresh_site / 'pip')
+    base = tmp_path / 'python3.11'
+    base.write_text(FAKE_BASE_PYTHON.format(major=sys.version_info[0],
+                                            minor=sys.version_info[1], venv_python=venv_python))
+    base.chmod(0o755)
+    env = fake_machine(cuda=None, caps=[], PYTHON=str(base))
+    return dict(env, PYTHONPATH=f'{env["PYTHONPATH"]}:{fresh_site}')
+
+
+def test_setup_env_on_a_fresh_machine_says_what_it_does(fake_repo, fresh_machine):
+    """One line per step and the time of the slow one: nothing is 'missing' in a venv just
+    created (everything is), pip's warnings about the local indexes of a pip configuration
+    are dropped, the mmcv build's own output goes to its log."""
+    stderr, calls = run_setup(fake_repo, fresh_machine)
+    expected = [r'creating \S+/\.venv with Python 3\.11\.9$',
+                r'installing torch torchvision setuptools wheel ninja\b',
+                r'building mmcv 2\.1\.0 \(CPU ops only: .*\) into \S+: the slow step, .*; '
+                r'its log: (\S+)$',
+                r'mmcv 2\.1\.0 built in \d+\.\d min; ',
+                r'installing the package with its \[tests\] extra',
+                r'ready: \S+/\.venv \(set-up \d+\.\d min\)$']
+    lines = stderr.splitlines()
+    assert len(lines) == len(expected), stderr
+    for line, pattern in zip(lines, expected):
+        assert re.match(rf'\[setup_env\] {pattern}', line), (line, pattern)
+    build_log = re.match(rf'\[setup_env\] {expected[2]}', lines[2]).group(1)
+    assert 'SetuptoolsDeprecationWarning' in Path(build_log).read_text()
+    assert any(c.endswith('install -q --upgrade pip') for c in calls), calls
+
+
+def test_setup_env_shows_a_failed_mmcv_build(fake_repo, fresh_machine):
+    proc, _ = run_setup(fake_repo, dict(fresh_machine, FAKE_BUILD_FAILS='1'), check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert "error: command '/usr/bin/g++' failed with exit code 1" in lines, proc.stderr
+    assert re.match(r'\[setup_env\] the mmcv build failed; its whole log: \S+/build\.log$',
+                    lines[-1]), proc.stderr
+
+
+@pytest.fixture
+def venv_without_packaging(tmp_path):
+    """A venv as `python -m venv` leaves it, before anything is installed: pip, and no
+    packaging. (Made --without-pip, with this environment's pip linked in: ensurepip would
+    take longer to give the same.) Returns (its python, its site-packages)."""
+    import pip
+    venv = tmp_path / 'venv'
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(venv)], check=True,
+                   timeout=120)
+    site = venv / f'lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages'
+    os.symlink(os.path.dirname(pip.__file__), site / 'pip')
+    python = str(venv / 'bin/python')
+    assert subprocess.run([python, '-c', 'import packaging'], capture_output=True,
+                          env=without_pythonpath()).returncode == 1
+    return python, site
+
+
+def without_pythonpath():
+    return {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+
+
+def test_a_fresh_venv_tells_what_is_missing(venv_without_packaging):
+    """Before packaging is installed (the first checks of the set-up), with the copy that
+    pip vendors; it once said 'cannot tell: No module named 'packaging''."""
+    python, site = venv_without_packaging
+    fake_dist(site, 'setuptools', '65.5.0')  # what ensurepip of Python 3.11 installs
+
+    def run(*args):
+        return subprocess.run([python, BUILD_ENV, *args], capture_output=True, text=True,
+                              timeout=60, env=without_pythonpath())
+    proc = run('unmet', CONSTRAINTS, 'torch', 'setuptools')
+    assert proc.returncode == 1, proc.stderr
+    lines = sorted(proc.stdout.splitlines())
+    assert len(lines) == 2 and lines[1] == 'torch: not installed', proc.stdout
+    assert re.fullmatch(r'setuptools 65\.5\.0: not \S*<81\S* \(constraints\)', lines[0])
+    proc = run('project-ready', ROOT, CONSTRAINTS)
+    assert (proc.returncode, proc.stdout) == (1, 'mmpoolformer: not installed\n'), proc.stderr
+    # Without pip either, it says so (and the set-up, taking it as missing, runs pip).
+    os.remove(site / 'pip')
+    proc = run('unmet', CONSTRAINTS, 'torch')
+    assert proc.returncode == 1
+    assert proc.stdout == f'cannot tell: {python} can import neither packaging nor pip\n'
 
 
 def test_setup_env_script_parses():

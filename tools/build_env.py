@@ -3,7 +3,8 @@ machine, and whether what is installed already fits (so that a rerun needs no ne
 
 ``tools/setup_env.sh`` runs this file by path with the venv's python, before mmcv and the
 toolboxes are installed (so it imports the standard library, torch and ``packaging`` only
-where they are needed, and the package's ``mmpoolformer/utils/gpu.py`` by path)::
+where they are needed, and the package's ``mmpoolformer/utils/gpu.py`` by path; a venv
+just created has no ``packaging`` yet, and the copy its pip vendors stands in)::
 
     python tools/build_env.py torch-source 2.14.1      # 'index' (from TORCH_INDEX_URL) or ''
     python tools/build_env.py torch-source --installed 2.14.1  # the installed torch fits?
@@ -165,10 +166,25 @@ def torch_source(pinned: str, env=os.environ, installed=None, after_install=Fals
 # --------------------------------------------------------------------------- #
 # What is installed already: pip runs only when something is missing
 # --------------------------------------------------------------------------- #
+def packaging_api():
+    """(Requirement, canonicalize_name) of ``packaging``, or else of the copy that pip
+    vendors: a venv just created has pip but not ``packaging`` (it comes later, with the
+    first installs), and the first check of what is missing runs there."""
+    try:
+        from packaging.requirements import Requirement
+        from packaging.utils import canonicalize_name
+    except ImportError:
+        try:
+            from pip._vendor.packaging.requirements import Requirement
+            from pip._vendor.packaging.utils import canonicalize_name
+        except ImportError:
+            raise ImportError(f'{sys.executable} can import neither packaging nor pip') from None
+    return Requirement, canonicalize_name
+
+
 def read_constraints(path: str) -> dict:
     """{canonical name: SpecifierSet} of a pip constraints file."""
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
+    Requirement, canonicalize_name = packaging_api()
     constraints = {}
     with open(path) as f:
         for line in f:
@@ -191,8 +207,7 @@ def unmet_requirements(requirements, constraints: dict, path=None) -> list:
     """The requirements (strings, with their dependencies, transitively) that the
     installed distributions on ``path`` (sys.path) do not satisfy, or that are outside
     ``constraints``: one line each, e.g. 'mmdet: not installed'."""
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
+    Requirement, canonicalize_name = packaging_api()
     unmet, seen = [], set()
     todo = [(Requirement(r) if isinstance(r, str) else r, '') for r in requirements]
     while todo:
@@ -223,8 +238,7 @@ def project_requirements(root: str, extra: str = 'tests') -> list:
     """pyproject.toml's dependencies and those of its ``extra``, with the extras it names
     of itself (``mmpoolformer[tools]``) expanded from pyproject.toml too."""
     import tomllib
-
-    from packaging.requirements import Requirement
+    Requirement, _ = packaging_api()
     with open(osp.join(root, 'pyproject.toml'), 'rb') as f:
         project = tomllib.load(f)['project']
     optional = project.get('optional-dependencies', {})
@@ -526,7 +540,7 @@ def main(argv) -> int:
         if command == 'unmet':
             try:
                 unmet = unmet_requirements(args[1:], read_constraints(args[0]))
-            except ImportError as err:  # packaging: a fresh venv
+            except ImportError as err:  # neither packaging nor pip (a venv without pip)
                 unmet = [f'cannot tell: {err}']
             if unmet:
                 print(*unmet, sep='\n')

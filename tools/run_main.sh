@@ -4,22 +4,47 @@
 #  2. draw small ImageNet- and COCO-layout data sets,
 #  3. pretrain PoolFormer-S12 on the shapes (as COCO models start from ImageNet),
 #  4. train Mask R-CNN PoolFormer-S12 on the COCO-layout set,
-#  5. evaluate it (box and mask mAP) and save the val images with predictions drawn.
+#  5. evaluate it (box and mask mAP) and save the val images with predictions drawn,
+#  6. print a summary: the metrics (read from the runs' result files), the time of each
+#     stage, where the checkpoints and pictures are, and what to try next.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-bash "$ROOT/tools/setup_env.sh"
 cd "$ROOT"
 PY=.venv/bin/python
 CLS_CONFIG=configs/classification/poolformer_s12_builtin.py
 DET_CONFIG=configs/detection/maskrcnn_poolformer_s12_builtin.py
 CLS_DIR=work_dirs/poolformer_s12_builtin
 DET_DIR=work_dirs/maskrcnn_poolformer_s12_builtin
+VIS_DIR=$DET_DIR/vis
+# One line per stage, NAME<TAB>SECONDS, or NAME<TAB>reused when its output was there.
+STAGES=work_dirs/main_job_stages.tsv
+mkdir -p work_dirs
+: > "$STAGES"
 
-[ -d data/builtin/imagenet ] || $PY tools/data/make_builtin_data.py imagenet
-[ -d data/builtin/coco ] || $PY tools/data/make_builtin_data.py coco
-[ -f $CLS_DIR/epoch_15.pth ] || $PY tools/train.py $CLS_CONFIG --work-dir $CLS_DIR
-$PY tools/train.py $DET_CONFIG --work-dir $DET_DIR \
+# stage NAME OUTPUT COMMAND...: run COMMAND unless OUTPUT ('' for none) exists, and record
+# its time.
+stage() {
+    local name=$1 output=$2 start=$SECONDS
+    shift 2
+    if [[ -n "$output" && -e "$output" ]]; then
+        printf '%s\treused\n' "$name" >> "$STAGES"
+        return
+    fi
+    "$@"
+    printf '%s\t%d\n' "$name" $((SECONDS - start)) >> "$STAGES"
+}
+make_data() {
+    [ -d data/builtin/imagenet ] || $PY tools/data/make_builtin_data.py imagenet
+    [ -d data/builtin/coco ] || $PY tools/data/make_builtin_data.py coco
+}
+
+stage set-up '' bash tools/setup_env.sh
+stage data '' make_data
+stage classifier $CLS_DIR/epoch_15.pth $PY tools/train.py $CLS_CONFIG --work-dir $CLS_DIR
+stage 'Mask R-CNN' '' $PY tools/train.py $DET_CONFIG --work-dir $DET_DIR \
     --cfg-options model.backbone.init_cfg.checkpoint=$CLS_DIR/epoch_15.pth
-$PY tools/test.py $DET_CONFIG $DET_DIR/epoch_6.pth --work-dir $DET_DIR --show-dir $DET_DIR/vis
-echo "box and mask mAP: see the coco/bbox_mAP and coco/segm_mAP line above;"
-echo "predictions drawn (left: ground truth, right: prediction) in $DET_DIR/vis"
+stage test '' $PY tools/test.py $DET_CONFIG "$(cat $DET_DIR/last_checkpoint)" \
+    --work-dir $DET_DIR --show-dir $VIS_DIR
+echo
+$PY tools/analysis/main_job_summary.py --classifier $CLS_DIR --detector $DET_DIR \
+    --det-config $DET_CONFIG --vis-dir $VIS_DIR --stages $STAGES

@@ -47,19 +47,35 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(hash_inputs)" ]]; then
 fi
 
 log() { echo "[setup_env] $*" >&2; }
+minutes() { printf '%d.%d min' $(($1 / 60)) $(($1 % 60 * 10 / 60)); }
+# What is missing, one line each, said when it explains why pip runs: not in a venv just
+# created, where everything is.
+say_missing() {
+    if ((FRESH)); then cat >/dev/null; else sed 's/^/[setup_env] missing: /' >&2; fi
+}
 # Whether the editable install with its [tests] extra is complete (else say what is missing).
 project_ready() {
-    "${CHECK[@]}" project-ready "$ROOT" "$REQ/constraints.txt" \
-        | sed 's/^/[setup_env] missing: /' >&2 || return 1
+    "${CHECK[@]}" project-ready "$ROOT" "$REQ/constraints.txt" | say_missing || return 1
     local broken
     broken="$("${PIP[@]}" check)" || { echo "$broken" | sed 's/^/[setup_env] /' >&2; return 1; }
 }
 
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+# pip, without the warning it prints for each package and each local index of a pip
+# configuration that has no folder for that package (extra-index-url=file:///opt/pypi/simple
+# on some machines): pip goes on to the next index, so it says nothing about this set-up.
+# Its other output, errors included, passes; its exit status is pip's (pipefail).
+pip_() {
+    { "${PIP[@]}" "$@" 2>&1 1>&3 3>&- \
+        | sed "/^WARNING: Location 'file:[^']*' is ignored: it is neither a file nor a directory\.\$/d" \
+        >&2 3>&-; } 3>&1
+}
+FRESH=0
 if [[ ! -x "$VENV/bin/python" ]]; then
-    log "creating $VENV"
+    log "creating $VENV with $("$PY" --version 2>&1)"
     "$PY" -m venv "$VENV"
-    "${PIP[@]}" install -q --upgrade pip
+    pip_ install -q --upgrade pip
+    FRESH=1
 fi
 CHECK=("$VENV/bin/python" "$BUILD_ENV")
 
@@ -69,14 +85,15 @@ TORCH_FROM="$("${CHECK[@]}" torch-source "$(pin torch)")"
 if [[ "$TORCH_FROM" == index ]]; then
     # torch and torchvision alone from that index; their dependencies, as everything
     # else, from the usual index with the constraints (==2.14.1 admits 2.14.1+cu126).
-    log "torch $(pin torch) from $TORCH_INDEX_URL"
-    "${PIP[@]}" install -q --no-deps --force-reinstall --index-url "$TORCH_INDEX_URL" \
+    log "installing torch $(pin torch) from $TORCH_INDEX_URL"
+    pip_ install -q --no-deps --force-reinstall --index-url "$TORCH_INDEX_URL" \
         "torch==$(pin torch)" "torchvision==$(pin torchvision)"
 fi
 BASE=(torch torchvision setuptools wheel ninja)
 if [[ "$TORCH_FROM" == index ]] || ! "${CHECK[@]}" unmet "$REQ/constraints.txt" "${BASE[@]}" \
-        | sed 's/^/[setup_env] missing: /' >&2; then
-    "${PIP[@]}" install -q -c "$REQ/constraints.txt" "${BASE[@]}"
+        | say_missing; then
+    log "installing ${BASE[*]} (torch first: the mmcv build needs it)"
+    pip_ install -q -c "$REQ/constraints.txt" "${BASE[@]}"
 fi
 "${CHECK[@]}" torch-source --installed "$(pin torch)" >/dev/null
 
@@ -92,17 +109,21 @@ while IFS='=' read -r name value; do
         CUDA_HOME) CUDA_HOME_FOUND="$value" ;;
     esac
 done <<< "$CHOICES"
-log "mmcv $MMCV_VER: $REASON; wheel ${CACHED_WHEEL:-to build into $WHEEL_DIR}"
 
 INSTALLED_WHEEL=()
-if ! "${CHECK[@]}" installed "$MMCV_VER" "$FORCE_CUDA" "$TORCH_CUDA_ARCH_LIST" "$VENV" \
+if "${CHECK[@]}" installed "$MMCV_VER" "$FORCE_CUDA" "$TORCH_CUDA_ARCH_LIST" "$VENV" \
         2>/dev/null; then
+    log "mmcv $MMCV_VER ($REASON) is installed"
+else
     if [[ -z "$CACHED_WHEEL" ]]; then
-        log "building mmcv $MMCV_VER ($REASON): about 10-20 minutes with CPU ops on 2 cores," \
-            "much longer with CUDA ops"
+        BUILD_START=$SECONDS
+        BUILD_LOG="$WHEEL_DIR/build.log"
+        log "building mmcv $MMCV_VER ($REASON) into $WHEEL_DIR: the slow step, about" \
+            "8-13 minutes with CPU ops on 2 cores, much longer with CUDA ops; its log:" \
+            "$BUILD_LOG"
         # The sdist is cached too, so that a compute node without network can build.
         SDIST="$CACHE/sdist/mmcv-$MMCV_VER.tar.gz"
-        [[ -f "$SDIST" ]] || "${PIP[@]}" download -q --no-deps --no-build-isolation \
+        [[ -f "$SDIST" ]] || pip_ download -q --no-deps --no-build-isolation \
             "mmcv==$MMCV_VER" -d "$CACHE/sdist"
         BUILD="$(mktemp -d)"
         tar -xzf "$SDIST" -C "$BUILD"
@@ -116,19 +137,29 @@ if ! "${CHECK[@]}" installed "$MMCV_VER" "$FORCE_CUDA" "$TORCH_CUDA_ARCH_LIST" "
         else  # mmcv's setup.py builds CUDA ops whenever it sees a GPU: hide them
             BUILD_VARS+=(CUDA_VISIBLE_DEVICES=)
         fi
-        env "${BUILD_VARS[@]}" \
-            "${PIP[@]}" wheel -q --no-deps --no-build-isolation "$BUILD/mmcv-$MMCV_VER" -w "$BUILD/dist"
+        # The build's own output (setuptools' deprecation notices about mmcv's setup.py)
+        # goes to its log, whose end is shown if it fails.
+        env "${BUILD_VARS[@]}" "${PIP[@]}" wheel -q --no-deps --no-build-isolation \
+            "$BUILD/mmcv-$MMCV_VER" -w "$BUILD/dist" >"$BUILD_LOG" 2>&1 || {
+            tail -n 30 "$BUILD_LOG" >&2
+            log "the mmcv build failed; its whole log: $BUILD_LOG"
+            exit 1
+        }
         mv "$BUILD"/dist/mmcv-*.whl "$WHEEL_DIR/"
         rm -rf "$BUILD"
         "${CHECK[@]}" record "$WHEEL_DIR/mmcv_build.json" "$CUDA_VERSION" "$TORCH_CUDA_ARCH_LIST"
         CACHED_WHEEL="$(echo "$WHEEL_DIR"/mmcv-*.whl)"
+        log "mmcv $MMCV_VER built in $(minutes $((SECONDS - BUILD_START))); later set-ups" \
+            "and fresh clones reuse its wheel"
+    else
+        log "installing mmcv $MMCV_VER ($REASON) from the cached wheel $CACHED_WHEEL"
     fi
     # The architectures go with the wheel (a wheel cached before there were records
     # was built as its cache key says).
     WHEEL_RECORD="$(dirname "$CACHED_WHEEL")/mmcv_build.json"
     [[ -f "$WHEEL_RECORD" ]] \
         || "${CHECK[@]}" record "$WHEEL_RECORD" "$CUDA_VERSION" "$TORCH_CUDA_ARCH_LIST"
-    "${PIP[@]}" install -q --no-deps --force-reinstall "$CACHED_WHEEL"
+    pip_ install -q --no-deps --force-reinstall "$CACHED_WHEEL"
     INSTALLED_WHEEL=("$CACHED_WHEEL")
     mkdir -p "$(dirname "$VENV/$RECORD")"
     cp "$WHEEL_RECORD" "$VENV/$RECORD"
@@ -140,9 +171,9 @@ else
     log "installing the package with its [tests] extra (pyproject.toml)"
     # The mmcv wheel just installed (if any), named in the same command, keeps pip from
     # building mmcv again for mmdet's requirement.
-    "${PIP[@]}" install -q -c "$REQ/constraints.txt" -e "$ROOT[tests]" "${INSTALLED_WHEEL[@]}"
+    pip_ install -q -c "$REQ/constraints.txt" -e "$ROOT[tests]" "${INSTALLED_WHEEL[@]}"
     # A later install may have moved setuptools past the pkg_resources removal.
-    "${PIP[@]}" install -q -c "$REQ/constraints.txt" setuptools
+    pip_ install -q -c "$REQ/constraints.txt" setuptools
 fi
 # mmengine and mim look for the package in site-packages (`mmpoolformer::` base configs,
 # `mim search`), where an editable install has none: a link to the checkout's.
@@ -150,4 +181,4 @@ fi
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, mmpoolformer"
 
 hash_inputs > "$STAMP"
-log "ready: $VENV"
+log "ready: $VENV (set-up $(minutes $SECONDS))"
