@@ -1,13 +1,6 @@
-"""torch.compile: the backbone compiles whole, compiled equals eager, and
-``tools/train.py --compile`` / ``tools/test.py --compile`` leave checkpoints as they are."""
-import os
-
+"""torch.compile of the backbone: it compiles whole, and compiled equals eager."""
 import pytest
 import torch
-
-from helpers import ROOT, builtin_cls_options, run_tool, succeeded
-
-CLS_BUILTIN = 'configs/classification/poolformer_s12_builtin.py'
 
 
 def _backbone(family='PoolFormer', **kwargs):
@@ -51,23 +44,3 @@ def test_compiled_backbone_equals_eager_in_outputs_and_gradients():
             for (name, want), got in zip(eager.named_parameters(), compiled.parameters()):
                 torch.testing.assert_close(got.grad, want.grad, rtol=1e-4, atol=1e-6,
                                            msg=name)
-
-
-@pytest.mark.slow
-def test_train_and_test_with_compile_keep_checkpoint_keys(tiny_cls_data, tmp_path):
-    """``--compile`` turns on mmengine's compile of the train step and our compile of
-    the val / test steps (aot_eager here: the wiring, without a C++ build); the
-    checkpoint's keys carry no ``_orig_mod.`` and it loads into an eager model."""
-    from mmpoolformer.apis import build_model
-    work = str(tmp_path / 'work')
-    options = [*builtin_cls_options(tiny_cls_data), 'compile.backend=aot_eager']
-    out = succeeded(run_tool('tools/train.py', CLS_BUILTIN, '--work-dir', work, '--compile',
-                             *options))
-    assert 'Model has been "compiled"' in out  # mmengine's train step
-    assert "compiled the model's val_step" in out
-    checkpoint = torch.load(os.path.join(work, 'epoch_1.pth'))
-    assert not [key for key in checkpoint['state_dict'] if '_orig_mod' in key]
-    build_model(os.path.join(ROOT, CLS_BUILTIN)).load_state_dict(checkpoint['state_dict'])
-    out = succeeded(run_tool('tools/test.py', CLS_BUILTIN, os.path.join(work, 'epoch_1.pth'),
-                             '--work-dir', work, '--compile', *options))
-    assert "compiled the model's test_step" in out and 'accuracy/top1' in out

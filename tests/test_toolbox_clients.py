@@ -253,7 +253,8 @@ def test_mim_test_of_each_toolbox_takes_the_trained_models(builtin_classifier,
                                                            tmp_path):
     """mmpretrain's, mmdet's and mmseg's own tools/test.py (``mim test <toolbox>``)
     evaluate the checkpoints trained here on the built-in val sets."""
-    cls_root = os.path.dirname(os.path.dirname(_classification_val_set(builtin_classifier)[0][0]))
+    val_image = _classification_val_set(builtin_classifier)[0][0]  # ROOT/val/CLASS/IMAGE
+    cls_root = os.path.dirname(os.path.dirname(os.path.dirname(val_image)))
     out = succeeded(_mim('test', 'mmpretrain', _config(CLS_BUILTIN), '--checkpoint',
                          builtin_classifier[1], '--work-dir', str(tmp_path / 'cls'),
                          *builtin_cls_options(cls_root)))

@@ -30,10 +30,6 @@ def add_common_args(parser):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile the model\'s step (mmengine\'s compile=True; a '
-                             'compile dict in the config or --cfg-options compile.backend=... '
-                             'sets its options); the first iterations are slow while it compiles')
     return parser
 
 
@@ -73,10 +69,6 @@ def prepare_config(args, checkpoint: Optional[str] = None) -> Config:
         _use_cpu_distributed(cfg)
     if cfg.get('tensorboard', False) or getattr(args, 'tensorboard', False):
         enable_tensorboard(cfg)
-    if args.compile:
-        # mmengine compiles the train step; CompileEvalStepsHook the val and test steps.
-        cfg.compile = cfg.get('compile') or True
-        add_custom_hook(cfg, 'mmpoolformer.CompileEvalStepsHook')
     return cfg
 
 

@@ -7,7 +7,6 @@ from .faults import (  # noqa: F401
     handling_training_faults,
 )
 from .hooks import (  # noqa: F401
-    CompileEvalStepsHook,
     ConvertCheckpointHook,
     DeployHook,
     NonFiniteLossHook,

@@ -95,33 +95,6 @@ class WeightsOnlyCheckpointHook(Hook):
 
 
 @HOOKS.register_module()
-class CompileEvalStepsHook(Hook):
-    """``torch.compile`` the model's val and test steps, as mmengine's Runner
-    compiles its train step when the config sets ``compile`` (mmengine 0.10
-    compiles only that one), with the same options. The bound methods are
-    compiled, not the modules, so checkpoint keys are unchanged (no
-    ``_orig_mod.``). ``tools/train.py --compile`` and ``tools/test.py --compile``
-    add it.
-    """
-
-    def _compile(self, runner, step: str) -> None:
-        options = runner.cfg.get('compile')
-        if not options or getattr(getattr(runner.model, step), '_compiled_by', None) is self:
-            return
-        compiled = torch.compile(getattr(runner.model, step),
-                                 **(options if isinstance(options, dict) else {}))
-        compiled._compiled_by = self
-        setattr(runner.model, step, compiled)
-        print_log(f'compiled the model\'s {step}: the first batches are slow', logger='current')
-
-    def before_val(self, runner) -> None:
-        self._compile(runner, 'val_step')
-
-    def before_test(self, runner) -> None:
-        self._compile(runner, 'test_step')
-
-
-@HOOKS.register_module()
 class DeployHook(Hook):
     """Fold the backbone for inference (``switch_to_deploy``) once the checkpoint
     is loaded, before validation or testing; ``tools/test.py --deploy`` adds it."""
