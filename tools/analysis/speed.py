@@ -22,6 +22,7 @@ from model_inputs import dense_batch, randomize_
 
 from mmpoolformer.apis import build_model, init_model, load_config
 from mmpoolformer.checkpoint import convert_from_mmpoolformer
+from mmpoolformer.engine import cpu_has_native_bf16
 from mmpoolformer.models.backbones.deploy import switch_to_deploy
 from mmpoolformer.utils.tensor_forward import TensorForward
 
@@ -286,9 +287,12 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
             torch.nn.functional.cross_entropy(logits(model, inp), labels).backward()
             optimizer.step()
         steps[name] = synchronized(step, device)
-    if bf16:
+    on_cuda = device.startswith('cuda')
+    if bf16 and not on_cuda and not cpu_has_native_bf16():
+        # tools/train.py refuses --amp on such a CPU, so there is no step to time
+        log('no --amp row: this CPU has neither AVX-512 BF16 nor AMX-BF16')
+    elif bf16:
         # in the layout tools/train.py --amp trains in: channels_last on the CPU only
-        on_cuda = device.startswith('cuda')
         amp = 'NCHW, fp16 autocast + loss scaling' if on_cuda else 'channels_last, bf16 autocast'
         steps[f'ours: train step {amp} (--amp)'] = synchronized(
             _amp_step(ours.to(device), x, labels), device)
@@ -302,7 +306,7 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
     for pair in (rows[0:2], rows[2:4]):
         for row in pair:
             row.ratio = pair[0].img_per_s / row.img_per_s
-    if bf16:
+    if len(rows) > 4:
         base, layout = (rows[0], 'NCHW') if on_cuda else (rows[2], 'channels_last')
         rows[4].ratio = base.img_per_s / rows[4].img_per_s
         rows[4].note = f'step time --amp / fp32 ({layout}): {rows[4].ratio:.2f}'

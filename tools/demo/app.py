@@ -16,9 +16,15 @@ from mmpoolformer.utils.errors import UsageError
 
 
 def make_predictor(config: str, checkpoint: str = None, device: str = 'cpu',
-                   score_thr: float = 0.3) -> tuple[Callable, str]:
-    """(function from an RGB image to the result, kind of result: 'label' or 'image')."""
+                   score_thr: float = None) -> tuple[Callable, str]:
+    """(function from an RGB image to the result, kind of result: 'label' or 'image').
+
+    A detector draws the instances scored ``score_thr`` and up: by default the
+    config's own ``default_hooks.visualization.score_thr`` (what ``--show-dir``
+    draws), else mmdet's 0.3."""
     cfg = load_config(config)
+    if score_thr is None:
+        score_thr = cfg.get('default_hooks', {}).get('visualization', {}).get('score_thr', 0.3)
     scope = cfg.get('default_scope')
     inferencer = build_inferencer(cfg, checkpoint, device)
     classes = inferencer.model.dataset_meta.get('classes')
@@ -58,10 +64,10 @@ def guarded(predict: Callable, max_pixels: int = DEFAULT_MAX_PIXELS) -> Callable
 
 
 def build_app(config: str, checkpoint: str = None, device: str = 'cpu',
-              max_pixels: int = DEFAULT_MAX_PIXELS):
+              max_pixels: int = DEFAULT_MAX_PIXELS, score_thr: float = None):
     os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
     import gradio as gr
-    predict, kind = make_predictor(config, checkpoint, device)
+    predict, kind = make_predictor(config, checkpoint, device, score_thr)
     predict = guarded(predict, max_pixels)
     output = (gr.Label(num_top_classes=5, label='top-5') if kind == 'label'
               else gr.Image(label='result'))
@@ -78,6 +84,9 @@ def parse_args():
     parser.add_argument('--host', default='127.0.0.1', help='address to listen on')
     parser.add_argument('--port', type=int, default=7860)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--score-thr', type=float,
+                        help="detectors: draw instances scored this and up (default: the "
+                             "config's visualization score_thr, else 0.3)")
     parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='refuse larger uploads (width x height)')
     return parse_args_trusting(parser)
@@ -86,7 +95,8 @@ def parse_args():
 @cli
 def main():
     args = parse_args()
-    build_app(args.config, args.checkpoint, args.device, args.max_pixels).launch(
+    build_app(args.config, args.checkpoint, args.device, args.max_pixels,
+              args.score_thr).launch(
         server_name=args.host, server_port=args.port, share=False)
 
 
