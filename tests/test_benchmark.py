@@ -37,7 +37,9 @@ TINY_INFERENCE = ['ours: default eval (channels_last)', 'ours: deploy (folded)',
 TRAINING = ['ours: train step NCHW', 'timm: train step NCHW',
             'ours: train step channels_last', 'timm: train step channels_last']
 AMP_STEP = 'ours: train step channels_last, bf16 autocast (--amp)'
-TRAINING_RUNNER = ['tools/train.py step, ImageNet config (default: channels_last on the CPU)',
+REAL_LOOP = "tools/train.py real loop, ImageNet config (mmengine's iteration time)"
+TRAINING_RUNNER = [REAL_LOOP,
+                   'tools/train.py step, ImageNet config (default: channels_last on the CPU)',
                    'tools/train.py step, channels_last_train=False (NCHW)',
                    'timm: train step NCHW, same recipe',
                    'timm: train step channels_last, same recipe']
@@ -79,7 +81,7 @@ def check_report(report, where):
         assert rows, (where, section)
         for row in rows:
             at = (where, section, row.get('name'))
-            assert set(row) - {'peak_memory_mib', 'batch'} == ROW_FIELDS, at
+            assert set(row) - {'peak_memory_mib', 'batch', 'breakdown'} == ROW_FIELDS, at
             batch = row.get('batch') or (
                 args['dense_batch'] if section.startswith('dense') else args['batch'])
             assert row['times_s'] and min(row['times_s']) > 0, at
@@ -117,6 +119,13 @@ def test_benchmark_runs_on_a_tiny_setting(tmp_path):
     report = json.loads(out.read_text())
     assert set(report) == {'machine', 'args', 'inference', 'training', 'training_runner'}
     assert [r['name'] for r in report['training_runner']] == TRAINING_RUNNER
+    # tools/train.py's real loop at the same tiny setting: warmup 0 + repeats 1 iteration
+    real = report['training_runner'][0]
+    assert real['breakdown']['iterations'] == 1 and len(real['times_s']) == 1, real
+    assert real['breakdown']['mmengine_times_s'] == real['times_s']
+    assert {'data', 'forward', 'backward', 'optimizer'} <= set(real['breakdown']['parts_s'])
+    assert all(r['breakdown'] is None for r in report['training_runner'][1:])
+    assert 'goal: tools/train.py real loop >= 1.25x this' in report['training_runner'][3]['note']
     assert 'CPU flags: ' in report['machine']
     assert [r['name'] for r in report['inference']] == TINY_INFERENCE
     amp = [AMP_STEP] if cpu_has_native_bf16() and not torch.cuda.is_available() else []

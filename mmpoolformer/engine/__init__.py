@@ -21,3 +21,4 @@ from .resume import (  # noqa: F401
     newest_checkpoint,
     register_atomic_backend,
 )
+from .timing import IterTimeBreakdownHook  # noqa: F401

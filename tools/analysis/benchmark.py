@@ -48,8 +48,10 @@ def parse_args():
     parser.add_argument('--bf16-agreement', nargs=2, metavar=('CONFIG', 'CHECKPOINT'),
                         help='top-1 of fp32 vs bf16 on CONFIG\'s test set')
     parser.add_argument('--train', action='store_true',
-                        help='add training steps (forward + backward + AdamW), and '
-                        "tools/train.py's own step with the ImageNet config")
+                        help='add training steps (forward + backward + AdamW), '
+                        "tools/train.py's real loop with the ImageNet config (a subprocess, "
+                        '--warmup + --repeats iterations, with the time of each part) '
+                        'and its step rebuilt in this process')
     parser.add_argument('--dense', nargs='+', choices=list(speed.DENSE), default=[],
                         help='dense models: training step with and without with_cp')
     parser.add_argument('--dense-inference', nargs='+', choices=list(speed.DENSE),
@@ -99,10 +101,13 @@ def main():
                                        device=args.device)
         tables.append(speed.format_table(rows, f'Training step, {setting}, fp32'))
         report['training'] = speed.rows_as_dicts(rows)
+        # tools/train.py's real loop runs warmup + repeats iterations in a subprocess
         rows = speed.runner_training_rows(args.arch, args.batch, args.res,
-                                          repeats=args.repeats)
+                                          warmup=args.warmup, repeats=args.repeats,
+                                          threads=args.threads)
         tables.append(speed.format_table(
-            rows, f"tools/train.py's training step against timm's, {setting}, fp32"))
+            rows, f"tools/train.py's real loop and training step against timm's, "
+            f'{setting}, fp32', ratio='real loop / this'))
         report['training_runner'] = speed.rows_as_dicts(rows)
     if args.dense:
         rows = speed.dense_rows(args.dense, args.dense_batch)
