@@ -31,8 +31,8 @@ def tiny_runner(data_root, work_dir, iterations=4, **hook):
 
 
 def test_breakdown_writes_every_part_within_the_iteration(tiny_cls_data, tmp_path):
-    """Every part is timed, each positive, and together they fit in the iteration
-    (they are disjoint pieces of it); mmengine's own iteration time agrees.
+    """Every part is timed, each positive, and in each iteration together they fit
+    in it (they are disjoint pieces of it); mmengine's own iteration time agrees.
 
     Broken by hand: with the optim wrapper's ``backward`` not wrapped (its line
     removed from ``before_train``), this failed ('backward' missing from the parts)."""
@@ -48,11 +48,19 @@ def test_breakdown_writes_every_part_within_the_iteration(tiny_cls_data, tmp_pat
         assert f'after_train_iter: {name}' in hooks, hooks
     assert 'after_train_iter: IterTimeBreakdownHook' not in hooks  # its own is a no-op
     assert all(seconds > 0 for seconds in parts.values()), parts
-    assert sum(parts.values()) <= report['iteration_s'] * 1.05 + 1e-3, report
-    assert report['other_s'] > -1e-3, report
-    assert len(report['mmengine_times_s']) == 3
-    # IterTimerHook's span is the same cycle, shifted to its own after_train_iter
-    assert report['mmengine_iteration_s'] == pytest.approx(report['iteration_s'], rel=0.25)
+    # Iteration by iteration the parts are disjoint pieces of it. (The medians of the
+    # parts need not sum below the median iteration: on a busy machine they did not.)
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'IterTimeBreakdownHook')
+    assert len(hook.records) == 4
+    for record in hook.records:
+        pieces = sum(v for k, v in record.items() if k != 'iteration')
+        assert 0 < pieces <= record['iteration'] + 1e-6, record
+    assert report['other_s'] >= 0, report
+    # IterTimerHook's span is the same cycle, shifted by the hooks after it (a few ms)
+    mine = [r['iteration'] for r in hook.records[1:]]
+    assert report['mmengine_times_s'] == pytest.approx(mine, rel=0.1, abs=0.05)
+    assert report['mmengine_iteration_s'] == pytest.approx(report['iteration_s'],
+                                                          rel=0.1, abs=0.05)
 
 
 def test_breakdown_leaves_the_runner_as_it_was(tiny_cls_data, tmp_path):

@@ -97,7 +97,7 @@ class IterTimeBreakdownHook(Hook):
         @functools.wraps(method)
         def timed(*args, **kwargs):
             start = self._now()
-            if self._iteration_open is False:
+            if not self._iteration_open:
                 self._finish_iteration()
                 self._current = {'data': start - self._last_end}
                 self._iteration_open = True
