@@ -22,7 +22,7 @@ needs_bf16 = pytest.mark.skipif(
 # What tools/analysis/benchmark.py writes with --json and benchmark_tables.py reads: one
 # speed.Row a line of each table (CUDA runs add peak_memory_mib; older files lack it).
 ROW_FIELDS = {'name', 'img_per_s', 'ratio', 'max_abs_diff', 'peak_fraction', 'note', 'times_s'}
-ROW_SECTIONS = ('inference', 'training', 'training_runner', 'dense', 'dense_training',
+ROW_SECTIONS = ('inference', 'training', 'training_runner', 'allocators', 'dense', 'dense_training',
                 'dense_profile', 'dense_inference')
 # Max abs diff of a row against our NCHW eager fp32 output. fp32: the docs' files measure
 # at most 2.9e-5 (m36_cpu.json, ours: default + torch.compile). bf16 / fp16: bf16 keeps 8
@@ -87,9 +87,13 @@ def check_report(report, where):
             assert row['times_s'] and min(row['times_s']) > 0, at
             assert row['img_per_s'] == pytest.approx(
                 batch / statistics.median(row['times_s']), rel=1e-9), at
-            baseline = _baseline(section, rows, row)
-            assert row['ratio'] == pytest.approx(
-                baseline['img_per_s'] / row['img_per_s'], rel=1e-9), (at, baseline['name'])
+            if section == 'allocators':  # this / glibc's default, the first row
+                assert row['ratio'] == pytest.approx(
+                    row['img_per_s'] / rows[0]['img_per_s'], rel=1e-9), at
+            else:
+                baseline = _baseline(section, rows, row)
+                assert row['ratio'] == pytest.approx(
+                    baseline['img_per_s'] / row['img_per_s'], rel=1e-9), (at, baseline['name'])
             if row['max_abs_diff'] is not None:
                 half = 'bf16' in row['name'] or 'fp16' in row['name']
                 assert row['max_abs_diff'] <= (HALF_TOLERANCE if half else FP32_TOLERANCE), at
@@ -136,6 +140,30 @@ def test_benchmark_runs_on_a_tiny_setting(tmp_path):
     assert all(diffs[name] < 1e-5 for name in TINY_INFERENCE[:6]), diffs
     assert all(diffs[name] > 1e-4 for name in TINY_INFERENCE[6:]), diffs
     assert all(r['max_abs_diff'] is None for r in report['training'])
+
+
+def test_allocator_rows_run_the_real_loop_under_each_allocator():
+    """``--allocators``: each row's runs had the allocator the row names (as the run's
+    IterTimeBreakdownHook saw it in /proc/self/maps), glibc's rows with nothing
+    preloaded even when this process has tcmalloc, and per-iteration usage recorded.
+    Broken by hand: with real_loop_row ignoring ``extra_env``, this failed (every
+    row on glibc's malloc)."""
+    speed = import_tool('tools/analysis/speed.py')
+    rows = speed.allocator_rows(batch=2, res=64, warmup=0, repeats=1, rounds=1,
+                                log=lambda *a: None)
+    seen = {row.name: row.breakdown['memory_allocator'] for row in rows}
+    expected = {'glibc malloc (default)': ['glibc malloc'],
+                'glibc, MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1G': ['glibc malloc'],
+                'jemalloc (LD_PRELOAD)': ['jemalloc'], 'tcmalloc (LD_PRELOAD)': ['tcmalloc']}
+    assert seen == {name: ran for name, ran in expected.items() if name in seen}
+    assert 'tcmalloc (LD_PRELOAD)' in seen or os.getuid() != 0  # setup_env installs it
+    for row in rows:
+        usage = row.breakdown['usage_per_iteration']
+        assert len(usage) == 1 and usage[0]['user_s'] > 0, row.name
+        assert 'minor page faults' in row.note, row.name
+    check_report({'machine': 'here', 'args': dict(arch='s12', batch=2, res=64, threads=2,
+                                                  dense_batch=1),
+                  'allocators': speed.rows_as_dicts(rows)}, 'allocator_rows')
 
 
 @pytest.mark.parametrize('name', sorted(

@@ -1,6 +1,7 @@
 """IterTimeBreakdownHook: the parts of the Runner's own training iterations."""
 import json
 import os
+import resource
 
 import pytest
 
@@ -34,10 +35,17 @@ def test_breakdown_writes_every_part_within_the_iteration(tiny_cls_data, tmp_pat
     """Every part is timed, each positive, and in each iteration together they fit
     in it (they are disjoint pieces of it); mmengine's own iteration time agrees.
 
+    Its CPU time and page faults per iteration are those of the process, within
+    what ``train()`` took.
+
     Broken by hand: with the optim wrapper's ``backward`` not wrapped (its line
-    removed from ``before_train``), this failed ('backward' missing from the parts)."""
+    removed from ``before_train``), this failed ('backward' missing from the parts);
+    with the usage taken from ``RUSAGE_CHILDREN`` (no child here: all zero), it
+    failed on ``user_s > 0``."""
     runner = tiny_runner(tiny_cls_data, tmp_path, iterations=4, warmup=1)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     runner.train()
+    after = resource.getrusage(resource.RUSAGE_SELF)
     report = json.loads((tmp_path / 'iter_breakdown.json').read_text())
     assert (report['iterations'], report['warmup'], report['timed_iterations']) == (4, 1, 3)
     parts = report['parts_s']
@@ -56,6 +64,13 @@ def test_breakdown_writes_every_part_within_the_iteration(tiny_cls_data, tmp_pat
         pieces = sum(v for k, v in record.items() if k != 'iteration')
         assert 0 < pieces <= record['iteration'] + 1e-6, record
     assert report['other_s'] >= 0, report
+    # CPU time and page faults per iteration: the process's, within what train() took
+    usage = report['usage_per_iteration']
+    assert set(usage) == {'user_s', 'sys_s', 'minor_faults', 'major_faults'}
+    assert usage['user_s'] > 0 and usage['sys_s'] >= 0 and usage['minor_faults'] >= 0
+    assert len(hook.usage) == 4
+    assert 0 < sum(u['user_s'] for u in hook.usage) <= after.ru_utime - before.ru_utime
+    assert sum(u['minor_faults'] for u in hook.usage) <= after.ru_minflt - before.ru_minflt
     # IterTimerHook's span is the same cycle, shifted by the hooks after it (a few ms)
     mine = [r['iteration'] for r in hook.records[1:]]
     assert report['mmengine_times_s'] == pytest.approx(mine, rel=0.1, abs=0.05)

@@ -181,9 +181,10 @@ def test_resume_from_an_explicit_older_checkpoint(tiny_cls_data, tmp_path):
 
 def test_resume_from_an_explicit_older_checkpoint_with_two_processes(tiny_cls_data, tmp_path):
     """``tools/dist_train.sh CONFIG 2 --resume PATH``: two gloo processes, each loading
-    the file."""
+    the file. The launcher runs them with tcmalloc (tools/malloc.sh)."""
     out = _resume_from_an_older_checkpoint(tiny_cls_data, tmp_path, procs=2)
     assert 'Distributed training: True' in out and 'GPU number: 2' in out
+    assert 'memory allocator: tcmalloc' in out
 
 
 def test_detection_resumes_exactly(builtin_classifier, builtin_coco, tmp_path):

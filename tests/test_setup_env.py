@@ -453,7 +453,7 @@ exit 0
 def fake_repo(tmp_path):
     """A copy of what setup_env.sh reads, with a fake .venv/bin/python."""
     repo = tmp_path / 'repo'
-    for path in ('tools/setup_env.sh', 'pyproject.toml', 'tools/build_env.py',
+    for path in ('tools/setup_env.sh', 'tools/malloc.sh', 'pyproject.toml', 'tools/build_env.py',
                  'mmpoolformer/__init__.py', 'mmpoolformer/utils/gpu.py'):
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(os.path.join(ROOT, path), repo / path)

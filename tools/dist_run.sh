@@ -4,6 +4,7 @@
 # MASTER_ADDR and PORT. Without CUDA the processes use the gloo backend.
 # A machine that shows GPUs torch cannot use stops here in one line, before any process
 # starts (mmpoolformer/utils/gpu.py); CUDA_VISIBLE_DEVICES= runs on the CPU on purpose.
+# The processes run with tcmalloc (tools/malloc.sh; MMPOOLFORMER_MALLOC=glibc: glibc's).
 set -euo pipefail
 TOOL=$1
 PROCS=$2
@@ -15,6 +16,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python)}
 
 "$PYTHON" "$ROOT/mmpoolformer/utils/gpu.py" check || exit 1
+source "$ROOT/tools/malloc.sh"
+use_tcmalloc
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
 "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \

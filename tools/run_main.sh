@@ -39,6 +39,8 @@ make_data() {
 }
 
 stage set-up '' bash tools/setup_env.sh
+source tools/malloc.sh
+use_tcmalloc  # the training and test runs below
 stage data '' make_data
 stage classifier $CLS_DIR/epoch_15.pth $PY tools/train.py $CLS_CONFIG --work-dir $CLS_DIR
 stage 'Mask R-CNN' '' $PY tools/train.py $DET_CONFIG --work-dir $DET_DIR \

@@ -42,6 +42,16 @@ hash_inputs() {
     } | sha256sum | cut -d' ' -f1
 }
 
+# tcmalloc, which the launchers preload (tools/malloc.sh): Debian's package, installed when
+# it is missing and this user may (root, apt-get); elsewhere the launchers say it is missing.
+source "$ROOT/tools/malloc.sh"
+if [[ -z "$(tcmalloc_path)" && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    echo "[setup_env] installing libtcmalloc-minimal4 (Debian), the launchers' allocator" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+          apt-get install -y -qq libtcmalloc-minimal4; } >/dev/null 2>&1 \
+        || echo "[setup_env] could not install libtcmalloc-minimal4 (apt-get failed)" >&2
+fi
+
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(hash_inputs)" ]]; then
     exit 0
 fi

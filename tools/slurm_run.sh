@@ -18,6 +18,8 @@ if [[ ! -x "$PYTHON" ]]; then
     echo "error: $PYTHON not found: run tools/setup_env.sh first, or set PYTHON" >&2
     exit 1
 fi
+source "$ROOT/tools/malloc.sh"
+use_tcmalloc  # srun passes the environment on to the tasks
 set -x
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
 srun -p "${PARTITION}" --job-name="${JOB_NAME}" --gres=gpu:"${GPUS_PER_NODE}" \

@@ -13,6 +13,7 @@ try:
         handling_training_faults,
         newest_checkpoint,
     )
+    from mmpoolformer.utils.allocator import memory_allocator
     from mmpoolformer.utils.cli import cli
 except ImportError as err:  # e.g. mmcv without its compiled ops: the message says what to do
     sys.exit(f'error: {err}')
@@ -62,6 +63,7 @@ def train(cfg):
     # load_from and --resume read checkpoints through mmpoolformer.checkpoint.load_file.
     with mmengine_loads_through_load_file():
         runner = Runner.from_cfg(cfg)
+        runner.logger.info(f'memory allocator: {memory_allocator()}')
         with handling_training_faults(runner):
             runner.train()
 

@@ -2,6 +2,7 @@
 import functools
 import json
 import os.path as osp
+import resource
 import statistics
 import time
 from collections import Counter
@@ -13,6 +14,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmpoolformer.registry import HOOKS
+from mmpoolformer.utils.allocator import memory_allocator
 
 from .hooks import inner_model
 
@@ -69,6 +71,7 @@ class IterTimeBreakdownHook(Hook):
         self.out_file = out_file
         self.cuda_sync = cuda_sync and torch.cuda.is_available()
         self.records: list[dict] = []
+        self.usage: list[dict] = []  # the process's CPU time and page faults, per iteration
 
     # -- timing ------------------------------------------------------------ #
     def _now(self) -> float:
@@ -122,9 +125,13 @@ class IterTimeBreakdownHook(Hook):
         return timed
 
     def _finish_iteration(self) -> None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
         if self._current is not None:
             self._current['iteration'] = self._last_end - self._iteration_start
             self.records.append(self._current)
+            self.usage.append({name: getattr(usage, field) - getattr(self._usage, field)
+                               for name, field in _USAGE.items()})
+        self._usage = usage
         self._current, self._iteration_start = None, self._last_end
 
     def _module_timer(self, module, part: str) -> list:
@@ -141,7 +148,8 @@ class IterTimeBreakdownHook(Hook):
 
     # -- runner hooks ------------------------------------------------------ #
     def before_train(self, runner) -> None:
-        self.records, self._current = [], None
+        self.records, self.usage, self._current = [], [], None
+        self._usage = resource.getrusage(resource.RUSAGE_SELF)
         self._iteration_open = False
         self._last_end = self._iteration_start = self._now()
         model = inner_model(runner)
@@ -198,11 +206,16 @@ class IterTimeBreakdownHook(Hook):
         parts.sort(key=lambda p: (p != 'data', p.startswith('after'),
                                   STEP_PARTS.index(p) if p in STEP_PARTS else -1))
         out = dict(iterations=len(self.records), warmup=self.warmup,
-                   timed_iterations=len(timed))
+                   timed_iterations=len(timed), memory_allocator=memory_allocator())
         if not timed:
             return out
         out['parts_s'] = {p: statistics.median(r.get(p, 0.0) for r in timed) for p in parts}
         out['iteration_s'] = statistics.median(r['iteration'] for r in timed)
+        # user and sys CPU seconds (all threads) and page faults of an iteration: where
+        # the allocator's mmap / munmap traffic shows
+        out['usage_per_iteration'] = {name: statistics.median(u[name] for u in
+                                                               self.usage[self.warmup:])
+                                      for name in _USAGE}
         out['other_s'] = statistics.median(
             r['iteration'] - sum(v for k, v in r.items() if k != 'iteration') for r in timed)
         if runner is not None and runner.message_hub.get_scalar('train/time') is not None:
@@ -216,3 +229,5 @@ class IterTimeBreakdownHook(Hook):
 
 
 _NOTHING = object()
+_USAGE = dict(user_s='ru_utime', sys_s='ru_stime', minor_faults='ru_minflt',
+              major_faults='ru_majflt')

@@ -67,6 +67,9 @@ def parse_args():
     parser.add_argument('--pipelines', action='store_true',
                         help='add the configs\' train data pipelines, images/s per data-loader '
                              'worker, against timm\'s ImageNet train transforms')
+    parser.add_argument('--allocators', action='store_true',
+                        help="tools/train.py's real loop under glibc's malloc, glibc "
+                             'without mmap / trim, jemalloc and tcmalloc (those installed)')
     parser.add_argument('--no-inference', action='store_true',
                         help='skip the classification inference table')
     parser.add_argument('--json', help='also write the figures here')
@@ -109,6 +112,13 @@ def main():
             rows, f"tools/train.py's real loop and training step against timm's, "
             f'{setting}, fp32', ratio='real loop / this'))
         report['training_runner'] = speed.rows_as_dicts(rows)
+    if args.allocators:
+        rows = speed.allocator_rows(args.arch, args.batch, args.res, warmup=args.warmup,
+                                    repeats=args.repeats, threads=args.threads)
+        tables.append(speed.format_table(
+            rows, f"tools/train.py's real loop under each memory allocator, {setting}, fp32",
+            ratio='this / glibc default'))
+        report['allocators'] = speed.rows_as_dicts(rows)
     if args.dense:
         rows = speed.dense_rows(args.dense, args.dense_batch)
         tables.append(speed.format_table(

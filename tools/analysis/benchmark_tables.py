@@ -11,7 +11,7 @@ tools/analysis/make_metafiles.py wrote, so no figure is typed by hand:
     <!-- /benchmark-table -->
 
 The marker names a file of docs/benchmarks/ (without .json) and, optionally, one
-of its sections (inference, training, training_runner, dense, dense_training,
+of its sections (inference, training, training_runner, allocators, dense, dense_training,
 dense_profile, dense_inference, bf16_agreement, pipelines;
 all of them when left out), or ``goals``: the performance goals, each with what
 the JSON files measured, or ``models PATTERNS [COLUMNS]``: the metafiles' entries
@@ -35,8 +35,8 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCHMARKS = os.path.join('docs', 'benchmarks')
-SECTIONS = ('inference', 'training', 'training_runner', 'dense', 'dense_training',
-            'dense_profile', 'dense_inference', 'bf16_agreement', 'pipelines')
+SECTIONS = ('inference', 'training', 'training_runner', 'allocators', 'dense',
+            'dense_training', 'dense_profile', 'dense_inference', 'bf16_agreement', 'pipelines')
 ROW_SECTIONS = tuple(s for s in SECTIONS if s not in ('bf16_agreement', 'pipelines'))
 # The GPU rate the data pipelines must feed: timm's published training throughput of
 # PoolFormer-S12 on one RTX 3090 (AMP, channels_last), as issue 23 quotes it.
@@ -89,8 +89,8 @@ def setting_line(record: dict, section: str) -> str:
     return f'{setting}, {args["threads"]} threads; img/s is the {timing}.'
 
 
-def rows_table(rows: list) -> list:
-    lines = ['| path | img/s | ours default / this | max abs diff | of FP32 peak | note |',
+def rows_table(rows: list, ratio: str = 'ours default / this') -> list:
+    lines = [f'| path | img/s | {ratio} | max abs diff | of FP32 peak | note |',
              '|---|---|---|---|---|---|']
     for row in rows:
         diff = '' if row['max_abs_diff'] is None else f'{row["max_abs_diff"]:.1e}'
@@ -129,6 +129,10 @@ def pipelines_table(rows: list) -> list:
     return lines
 
 
+# the ratio column of the sections whose ratio is not ours default / this
+RATIOS = {'allocators': 'this / glibc default'}
+
+
 def file_block(name: str, section: str, doc_dir: str) -> str:
     record = load(name)
     sections = [section] if section else [s for s in SECTIONS if s in record]
@@ -142,7 +146,8 @@ def file_block(name: str, section: str, doc_dir: str) -> str:
         elif sec == 'pipelines':
             lines += pipelines_table(record[sec])
         else:
-            lines += [setting_line(record, sec), ''] + rows_table(record[sec])
+            ratio = RATIOS.get(sec, 'ours default / this')
+            lines += [setting_line(record, sec), ''] + rows_table(record[sec], ratio)
         lines.append('')
     lines.append(machine_line(record, name, doc_dir))
     return '\n'.join(lines) + '\n'
@@ -176,6 +181,9 @@ GOALS = [
     ("tools/train.py's training step (ImageNet config) >= 1.0x timm's channels_last step, "
      'same recipe', ('s12_training_cpu',), 'training_runner',
      ('speedup', RUNNER, TIMM_RECIPE_CL), 1.0),
+    ("the launchers' allocator (tcmalloc) >= 1.05x glibc's malloc in tools/train.py's real "
+     'loop', ('s12_allocators_cpu',), 'allocators',
+     ('speedup', 'tcmalloc (LD_PRELOAD)', 'glibc malloc (default)'), 1.05),
     ("Semantic FPN 512x512, batch 4, training step >= 1.3x the same model with mmpretrain's "
      'backbone', ('s12_training_cpu',), 'dense_training',
      ('speedup', 'fpn train step: ours (default)',

@@ -316,7 +316,7 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
 
 
 def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=None,
-                  data_root=None, log=print) -> Row:
+                  data_root=None, log=print, extra_env=None) -> Row:
     """``tools/train.py`` itself, in a subprocess, on the ImageNet config of ``arch``
     with the built-in ImageNet-layout shapes (written to a temporary folder unless
     ``data_root`` is given; read as a plain class folder, with the ImageNet
@@ -326,7 +326,8 @@ def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=No
     subset of the set), without validation or checkpoints. img/s comes from the
     median of mmengine's own iteration times (IterTimerHook) after ``warmup``;
     ``breakdown`` holds the medians per part of IterTimeBreakdownHook, added to
-    the config's ``custom_hooks``."""
+    the config's ``custom_hooks``. ``extra_env``: variables set for the run (an
+    allocator's LD_PRELOAD, glibc's MALLOC_* settings)."""
     import json
     import tempfile
 
@@ -364,6 +365,7 @@ def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=No
             p for p in (root, os.environ.get('PYTHONPATH')) if p))
         if threads:  # as many torch threads as the other rows (--threads)
             env['OMP_NUM_THREADS'] = str(threads)
+        env.update(extra_env or {})
         log(f'timing tools/train.py, {iterations} iterations (subprocess) ...')
         proc = subprocess.run([sys.executable, os.path.join(root, 'tools', 'train.py'), config,
                                '--work-dir', os.path.join(tmp, 'work'),
@@ -383,6 +385,63 @@ def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=No
     return Row("tools/train.py real loop, ImageNet config (mmengine's iteration time)",
                batch / statistics.median(times), times_s=times,
                note=f'median ms per iteration part: {note}', breakdown=report)
+
+
+# The allocators the real loop is timed with (--allocators): glibc's malloc as it comes,
+# glibc kept from returning freed memory to the kernel (no mmap for big blocks, no trim:
+# freed tensors' pages are reused instead of faulted in again), and the maintained
+# alternatives Debian packages (libjemalloc2, libtcmalloc-minimal4), through LD_PRELOAD
+# (emptied for glibc's rows: the launchers preload tcmalloc, tools/malloc.sh).
+ALLOCATORS = {
+    'glibc malloc (default)': {'LD_PRELOAD': ''},
+    'glibc, MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1G': {
+        'LD_PRELOAD': '', 'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2**30)},
+    'jemalloc (LD_PRELOAD)': {'LD_PRELOAD': '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'},
+    'tcmalloc (LD_PRELOAD)': {
+        'LD_PRELOAD': '/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4'},
+}
+
+
+def allocator_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=None,
+                   rounds=2, log=print) -> list[Row]:
+    """The real loop (:func:`real_loop_row`) under each allocator of ``ALLOCATORS``
+    whose library is installed, ``rounds`` times in turn (A B C D A B C D, so a
+    drift of the machine falls on all of them), on one data folder. Each row: the
+    median of mmengine's iteration times over all its rounds, and per iteration the
+    process's sys CPU seconds and minor page faults (IterTimeBreakdownHook);
+    ratio: this / glibc's default (above 1 is faster)."""
+    import tempfile
+
+    from mmpoolformer.datasets.builtin import SHAPES, make_classification_set
+    settings = {name: env for name, env in ALLOCATORS.items()
+                if not env.get('LD_PRELOAD') or os.path.exists(env['LD_PRELOAD'])}
+    for name in ALLOCATORS.keys() - settings.keys():
+        log(f'no row for {name}: {ALLOCATORS[name]["LD_PRELOAD"]} is not installed')
+    runs = {name: [] for name in settings}
+    with tempfile.TemporaryDirectory(prefix='allocators_') as tmp:
+        per_class = -(-batch * (warmup + repeats) // len(SHAPES))
+        make_classification_set(tmp, splits=(('train', per_class), ))
+        for round_ in range(rounds):
+            for name, env in settings.items():
+                log(f'round {round_ + 1}/{rounds}: {name}')
+                runs[name].append(real_loop_row(arch, batch, res, warmup, repeats, threads,
+                                                data_root=tmp, log=log, extra_env=env))
+    rows = []
+    for name, done in runs.items():
+        times = [t for row in done for t in row.times_s]
+        usage = [row.breakdown['usage_per_iteration'] for row in done]
+        sys_s = statistics.median(u['sys_s'] for u in usage)
+        faults = statistics.median(u['minor_faults'] for u in usage)
+        user_s = statistics.median(u['user_s'] for u in usage)
+        rows.append(Row(name, batch / statistics.median(times), times_s=times,
+                        note=f'per iteration: user {user_s:.2f} s, sys {sys_s:.2f} s, '
+                             f'{faults:.0f} minor page faults',
+                        breakdown=dict(usage_per_iteration=usage, env=settings[name],
+                                       memory_allocator=[row.breakdown['memory_allocator']
+                                                         for row in done])))
+    for row in rows:
+        row.ratio = row.img_per_s / rows[0].img_per_s
+    return rows
 
 
 def runner_training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5,
