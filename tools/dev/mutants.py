@@ -170,6 +170,20 @@ MUTATIONS = (
         "                if key not in accepted and key not in ('type', '_scope_'):",
         "                if False:",
         ('tests/test_configs.py', '-k', 'mistakes_are_named and drop_path_rat')),
+    Mutation(
+        'tcmalloc-not-preloaded',
+        'the launchers run their processes with tcmalloc',
+        'tools/malloc.sh',
+        '    export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}"\n',
+        '    :\n',
+        ('tests/test_allocator.py',)),
+    Mutation(
+        'demo-ignores-score-thr',
+        "the web demo draws a detector's instances from its score threshold",
+        'tools/demo/app.py',
+        "    extra = dict(pred_score_thr=score_thr) if scope == 'mmdet' else {}\n",
+        "    extra = {}\n",
+        ('tests/test_web_demo.py', '-k', 'detection')),
 )
 
 
