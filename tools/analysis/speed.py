@@ -27,6 +27,7 @@ from mmpoolformer.models.backbones.deploy import switch_to_deploy
 from mmpoolformer.utils.tensor_forward import TensorForward
 
 CL = torch.channels_last
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass
@@ -315,6 +316,14 @@ def training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5, log=print,
     return rows
 
 
+def write_real_loop_data(root: str, batch: int, iterations: int) -> None:
+    """The built-in shapes in the ImageNet folder layout under ``root``: a train
+    split of at least ``batch * iterations`` images, one epoch of the real loop."""
+    from mmpoolformer.datasets.builtin import SHAPES, make_classification_set
+    per_class = -(-batch * iterations // len(SHAPES))
+    make_classification_set(root, splits=(('train', per_class), ))
+
+
 def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=None,
                   data_root=None, log=print, extra_env=None) -> Row:
     """``tools/train.py`` itself, in a subprocess, on the ImageNet config of ``arch``
@@ -331,18 +340,15 @@ def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=No
     import json
     import tempfile
 
-    from mmpoolformer.datasets.builtin import SHAPES, make_classification_set
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     iterations = warmup + repeats
     with tempfile.TemporaryDirectory(prefix='real_loop_') as tmp:
         if data_root is None:
             data_root = os.path.join(tmp, 'imagenet')
-            per_class = -(-batch * iterations // len(SHAPES))  # at least one epoch's worth
-            make_classification_set(data_root, splits=(('train', per_class), ))
+            write_real_loop_data(data_root, batch, iterations)
         out = os.path.join(tmp, 'iter_breakdown.json')
         # A child config: --cfg-options cannot give a list of dicts (custom_hooks).
         config = os.path.join(tmp, f'poolformer_{arch}_real_loop.py')
-        base = os.path.join(root, 'configs', 'classification', f'poolformer_{arch}_in1k.py')
+        base = os.path.join(ROOT, 'configs', 'classification', f'poolformer_{arch}_in1k.py')
         with open(config, 'w') as f:
             f.write(f'_base_ = [{base!r}]\n'
                     f"custom_hooks = [dict(type='mmpoolformer.IterTimeBreakdownHook', "
@@ -362,15 +368,15 @@ def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=No
                     'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
                     'train_dataloader.pin_memory=False']
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (root, os.environ.get('PYTHONPATH')) if p))
+            p for p in (ROOT, os.environ.get('PYTHONPATH')) if p))
         if threads:  # as many torch threads as the other rows (--threads)
             env['OMP_NUM_THREADS'] = str(threads)
         env.update(extra_env or {})
         log(f'timing tools/train.py, {iterations} iterations (subprocess) ...')
-        proc = subprocess.run([sys.executable, os.path.join(root, 'tools', 'train.py'), config,
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'train.py'), config,
                                '--work-dir', os.path.join(tmp, 'work'),
                                '--cfg-options', *options],
-                              capture_output=True, text=True, env=env, cwd=root)
+                              capture_output=True, text=True, env=env, cwd=ROOT)
         if proc.returncode != 0 or not os.path.isfile(out):
             raise RuntimeError(f'tools/train.py failed:\n{proc.stderr[-3000:]}')
         with open(out) as f:
@@ -387,24 +393,27 @@ def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=No
                note=f'median ms per iteration part: {note}', breakdown=report)
 
 
-# The allocators the real loop is timed with (--allocators): glibc's malloc as it comes,
-# glibc kept from returning freed memory to the kernel (no mmap for big blocks, no trim:
-# freed tensors' pages are reused instead of faulted in again), and the maintained
-# alternatives Debian packages (libjemalloc2, libtcmalloc-minimal4), through LD_PRELOAD
-# (emptied for glibc's rows: the launchers preload tcmalloc, tools/malloc.sh).
-ALLOCATORS = {
-    'glibc malloc (default)': {'LD_PRELOAD': ''},
-    'glibc, MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1G': {
-        'LD_PRELOAD': '', 'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2**30)},
-    'jemalloc (LD_PRELOAD)': {'LD_PRELOAD': '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'},
-    'tcmalloc (LD_PRELOAD)': {
-        'LD_PRELOAD': '/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4'},
-}
+def allocators() -> dict:
+    """The allocators the real loop is timed with (--allocators), name -> environment:
+    glibc's malloc as it comes, glibc kept from returning freed memory to the kernel
+    (no mmap for big blocks, no trim: freed tensors' pages are reused instead of
+    faulted in again), and the maintained alternatives Debian packages (libjemalloc2;
+    libtcmalloc-minimal4, found as the launchers find it, tools/malloc.sh) through
+    LD_PRELOAD, emptied for glibc's rows (the launchers preload tcmalloc)."""
+    tcmalloc = subprocess.run(['bash', '-c', 'source tools/malloc.sh && tcmalloc_path'],
+                              cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {
+        'glibc malloc (default)': {'LD_PRELOAD': ''},
+        'glibc, MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1G': {
+            'LD_PRELOAD': '', 'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2**30)},
+        'jemalloc (LD_PRELOAD)': {'LD_PRELOAD': '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'},
+        'tcmalloc (LD_PRELOAD)': {'LD_PRELOAD': tcmalloc or 'libtcmalloc_minimal.so.4'},
+    }
 
 
 def allocator_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=None,
                    rounds=2, log=print) -> list[Row]:
-    """The real loop (:func:`real_loop_row`) under each allocator of ``ALLOCATORS``
+    """The real loop (:func:`real_loop_row`) under each allocator of :func:`allocators`
     whose library is installed, ``rounds`` times in turn (A B C D A B C D, so a
     drift of the machine falls on all of them), on one data folder. Each row: the
     median of mmengine's iteration times over all its rounds, and per iteration the
@@ -412,15 +421,14 @@ def allocator_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=N
     ratio: this / glibc's default (above 1 is faster)."""
     import tempfile
 
-    from mmpoolformer.datasets.builtin import SHAPES, make_classification_set
-    settings = {name: env for name, env in ALLOCATORS.items()
+    candidates = allocators()
+    settings = {name: env for name, env in candidates.items()
                 if not env.get('LD_PRELOAD') or os.path.exists(env['LD_PRELOAD'])}
-    for name in ALLOCATORS.keys() - settings.keys():
-        log(f'no row for {name}: {ALLOCATORS[name]["LD_PRELOAD"]} is not installed')
+    for name in candidates.keys() - settings.keys():
+        log(f'no row for {name}: {candidates[name]["LD_PRELOAD"]} is not installed')
     runs = {name: [] for name in settings}
     with tempfile.TemporaryDirectory(prefix='allocators_') as tmp:
-        per_class = -(-batch * (warmup + repeats) // len(SHAPES))
-        make_classification_set(tmp, splits=(('train', per_class), ))
+        write_real_loop_data(tmp, batch, warmup + repeats)
         for round_ in range(rounds):
             for name, env in settings.items():
                 log(f'round {round_ + 1}/{rounds}: {name}')
