@@ -24,11 +24,11 @@ RETINANET = 'configs/detection/retinanet_poolformer_s12_builtin.py'
 # light heads and IoU-0.6 box targets of its config (2026-12-07, AVX2 EPYC; the same
 # config's figures vary by about 0.03 between runs and machines: the 3-epoch config of
 # 2026-12-02 gave 0.639 there and 0.604 here);
-# RetinaNet box mAP 0.652 (12 epochs, about 6 minutes; 6 epochs at twice the lr gave
-# 0.294). Mask R-CNN before training (classifier backbone, fresh neck and heads): box
-# mAP 0.001, mask mAP 0.000.
+# RetinaNet box mAP 0.579 with the config's light head (12 epochs, about 4 minutes; the
+# COCO head gave 0.652 in 8 minutes, and 6 epochs at twice the lr 0.294). Mask R-CNN
+# before training (classifier backbone, fresh neck and heads): box mAP 0.001, mask mAP 0.000.
 MIN_MASKRCNN_BOX, MIN_MASKRCNN_MASK = 0.8, 0.8
-MIN_RETINANET_BOX = 0.35
+MIN_RETINANET_BOX = 0.45  # measured 0.579 (CHANGELOG, 2026-12-07)
 
 
 @pytest.mark.slow
