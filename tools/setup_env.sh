@@ -181,7 +181,10 @@ else
     log "installing the package with its [tests] extra (pyproject.toml)"
     # The mmcv wheel just installed (if any), named in the same command, keeps pip from
     # building mmcv again for mmdet's requirement.
-    pip_ install -q -c "$REQ/constraints.txt" -e "$ROOT[tests]" "${INSTALLED_WHEEL[@]}"
+    # setuptools' "Editable installation" notice (folders named like the package may shadow
+    # it) is the only output of a good install: kept out of the set-up's lines.
+    PYTHONWARNINGS='ignore:Editable installation' \
+        pip_ install -q -c "$REQ/constraints.txt" -e "$ROOT[tests]" "${INSTALLED_WHEEL[@]}"
     # A later install may have moved setuptools past the pkg_resources removal.
     pip_ install -q -c "$REQ/constraints.txt" setuptools
 fi
