@@ -8,6 +8,7 @@ import contextlib
 import copy
 import functools
 import importlib
+import math
 import os
 import statistics
 import subprocess
@@ -601,9 +602,21 @@ def compiled_training_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
         rows.append(row)
     for row in rows:
         row.ratio = rows[1].img_per_s / row.img_per_s
+    for eager, compiled in ((rows[0], rows[1]), (rows[2], rows[3])):
+        compiled.note += '; ' + break_even(eager, compiled, batch)
     rows[0].note = f'goal: compiled real loop >= 1.15x this: {rows[0].ratio:.2f}x'
     rows[-1].note += f'; goal: compiled real loop >= 1.0x this: {rows[-1].ratio:.2f}x'
     return rows
+
+
+def break_even(eager: Row, compiled: Row, batch: int) -> str:
+    """When compiling pays: the iterations after which the time saved per iteration
+    has made up the (first round's) start-up cost."""
+    saved = batch / eager.img_per_s - batch / compiled.img_per_s
+    if saved <= 0:
+        return 'never pays at this speed'
+    iterations = compiled.breakdown['compile_startup_s'][0] / saved
+    return f'pays after {math.ceil(iterations)} iterations'
 
 
 def _amp_step(model, x, labels) -> Callable:
