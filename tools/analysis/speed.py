@@ -376,7 +376,8 @@ def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=No
             env['OMP_NUM_THREADS'] = str(threads)
         env.update(extra_env or {})
         flag = ['--compile'] if compile_backbone else []
-        log(f'timing tools/train.py {" ".join(flag)}, {iterations} iterations (subprocess) ...')
+        log(f'timing tools/train.py{" --compile" * compile_backbone}, {iterations} iterations '
+            '(subprocess) ...')
         proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'train.py'), config,
                                *flag, '--work-dir', os.path.join(tmp, 'work'),
                                '--cfg-options', *options],
