@@ -85,8 +85,8 @@ def test_compiled_run_checkpoints_and_resumes_like_eager(tiny_cls_data, tmp_path
     the eager run's keys (no ``_orig_mod.``); its checkpoint resumes in an eager run,
     an eager one in a compiled run, without a key mismatch; tools/test.py --compile
     scores as tools/test.py. Broken by hand: with the hook doing nothing, this failed
-    on the log line; with ``model.backbone = torch.compile(model.backbone)`` in the
-    hook, on the keys (``backbone._orig_mod.``)."""
+    on the log line; with ``model.backbone = torch.compile(model.backbone)`` (a wrapper
+    whose keys carry ``_orig_mod.``) in the hook, the compiled run itself failed."""
     config = tmp_path / 'tiny.py'
     config.write_text(TINY)
     work = {mode: str(tmp_path / mode) for mode in ('eager', 'compiled')}
