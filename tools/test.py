@@ -23,6 +23,7 @@ def parse_args():
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation with the config\'s tta_model and '
                              'tta_pipeline (segmentation: multi-scale + flip; detection: flip)')
+    R.add_compile_arg(parser)
     return R.parse_args_trusting(parser)
 
 
@@ -36,6 +37,8 @@ def main():
         R.add_custom_hook(cfg, 'mmpoolformer.DeployHook')
     if args.tta:
         R.enable_tta(cfg)
+    if args.compile:
+        R.enable_compile(cfg)
     with R.process_group_released():
         test(cfg, args.out)
 

@@ -31,6 +31,7 @@ def parse_args():
                         help='also log to TensorBoard (same as tensorboard = True in the config)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual total batch size')
+    R.add_compile_arg(parser)
     return R.parse_args_trusting(parser)
 
 
@@ -43,6 +44,8 @@ def main():
     enable_stop_and_resume(cfg)
     if args.amp:
         R.enable_amp(cfg)
+    if args.compile:
+        R.enable_compile(cfg)
     if args.auto_scale_lr:
         R.enable_auto_scale_lr(cfg)
     elif (warning := R.batch_warning(cfg, R.launched_processes())) is not None:

@@ -33,6 +33,19 @@ def add_common_args(parser):
     return parser
 
 
+def add_compile_arg(parser):
+    """``--compile`` of tools/train.py and tools/test.py (:func:`enable_compile`)."""
+    parser.add_argument(
+        '--compile', action='store_true',
+        help='compile the model\'s backbone in place with torch.compile '
+             '(mmpoolformer.CompileBackboneHook); the first iteration of each mode pays '
+             'the compile time. The backbone, not mmengine\'s compile=True: that compiles '
+             'the whole train step, optimizer included, which dynamo fails to trace on '
+             'this stack (docs/performance.md); the backbone compiles as one graph, and '
+             'checkpoints keep their keys (no _orig_mod.)')
+    return parser
+
+
 def parse_args_trusting(parser):
     """Parse the arguments of a tool that loads checkpoints: the one place that
     adds ``--trust-checkpoint PATH`` and vouches for those files."""
@@ -179,6 +192,15 @@ def enable_amp(cfg: Config):
                          'mmcv\'s CPU NMS and RoIAlign take fp32 only, so train detectors '
                          'without --amp')
     cfg.optim_wrapper.type = 'mmpoolformer.CPUBf16OptimWrapper'
+
+
+def enable_compile(cfg: Config):
+    """Compile the backbone in place before the run (``CompileBackboneHook``), once
+    even when the config lists the hook already."""
+    hooks = cfg.get('custom_hooks') or []
+    if not any(hook.get('type') in ('mmpoolformer.CompileBackboneHook', 'CompileBackboneHook')
+               for hook in hooks):
+        add_custom_hook(cfg, 'mmpoolformer.CompileBackboneHook')
 
 
 def launched_processes() -> int:

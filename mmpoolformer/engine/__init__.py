@@ -1,4 +1,5 @@
 from .amp import CPUBf16OptimWrapper, cpu_has_native_bf16  # noqa: F401
+from .compile import CompileBackboneHook  # noqa: F401
 from .faults import (  # noqa: F401
     EXIT_STOPPED,
     StopOnSignalHook,

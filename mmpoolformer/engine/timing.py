@@ -224,6 +224,8 @@ class IterTimeBreakdownHook(Hook):
             history = runner.message_hub.get_scalar('train/time').data[0]
             mine = [float(t) for t in history[len(history) - len(self.records):]]
             out['mmengine_times_s'] = mine[self.warmup:]
+            # the warm-up's own times: what a compiled run's first iteration costs
+            out['mmengine_warmup_times_s'] = mine[:self.warmup]
             out['mmengine_iteration_s'] = statistics.median(mine[self.warmup:])
         return out
 

@@ -36,7 +36,9 @@ def parse_args():
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--compile', action='store_true',
-                        help='add torch.compile rows (ours deployed, timm channels_last)')
+                        help='add torch.compile rows (ours deployed, timm channels_last); '
+                             "with --train, tools/train.py's real loop with --compile against "
+                             "eager and timm's same-recipe step compiled")
     parser.add_argument('--bf16', action='store_true',
                         help='add bf16 inference rows (and with --train the --amp step)')
     parser.add_argument('--onnxruntime', action='store_true',
@@ -72,6 +74,11 @@ def parse_args():
                              'without mmap / trim, jemalloc and tcmalloc (those installed)')
     parser.add_argument('--no-inference', action='store_true',
                         help='skip the classification inference table')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='--train --compile: times the real loops run in turn (eager, '
+                             'compiled, eager, ...)')
+    parser.add_argument('--compiled-training-only', action='store_true',
+                        help='with --train --compile: only the compiled-training table')
     parser.add_argument('--json', help='also write the figures here')
     return parser.parse_args()
 
@@ -98,7 +105,7 @@ def main():
                                         device=args.device, fp16=args.fp16)
         tables.append(speed.format_table(rows, f'Inference, {setting}, fp32'))
         report['inference'] = speed.rows_as_dicts(rows)
-    if args.train:
+    if args.train and not args.compiled_training_only:
         rows = speed.training_rows(args.arch, args.batch, args.res,
                                        repeats=args.repeats, bf16=args.bf16,
                                        device=args.device)
@@ -112,6 +119,15 @@ def main():
             rows, f"tools/train.py's real loop and training step against timm's, "
             f'{setting}, fp32', ratio='real loop / this'))
         report['training_runner'] = speed.rows_as_dicts(rows)
+    if args.train and args.compile:
+        rows = speed.compiled_training_rows(args.arch, args.batch, args.res, warmup=args.warmup,
+                                            repeats=args.repeats, threads=args.threads,
+                                            rounds=args.rounds)
+        tables.append(speed.format_table(
+            rows, f"Compiled training: tools/train.py --compile's real loop against eager "
+            f"and timm's same-recipe step compiled, {setting}, fp32",
+            ratio='compiled real loop / this'))
+        report['training_compiled'] = speed.rows_as_dicts(rows)
     if args.allocators:
         rows = speed.allocator_rows(args.arch, args.batch, args.res, warmup=args.warmup,
                                     repeats=args.repeats, threads=args.threads)

@@ -11,8 +11,8 @@ tools/analysis/make_metafiles.py wrote, so no figure is typed by hand:
     <!-- /benchmark-table -->
 
 The marker names a file of docs/benchmarks/ (without .json) and, optionally, one
-of its sections (inference, training, training_runner, allocators, dense, dense_training,
-dense_profile, dense_inference, bf16_agreement, pipelines;
+of its sections (inference, training, training_runner, training_compiled, allocators, dense,
+dense_training, dense_profile, dense_inference, bf16_agreement, pipelines;
 all of them when left out), or ``goals``: the performance goals, each with what
 the JSON files measured, or ``models PATTERNS [COLUMNS]``: the metafiles' entries
 whose names match PATTERNS (comma-separated globs, in that order; ``!GLOB`` leaves
@@ -35,7 +35,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCHMARKS = os.path.join('docs', 'benchmarks')
-SECTIONS = ('inference', 'training', 'training_runner', 'allocators', 'dense',
+SECTIONS = ('inference', 'training', 'training_runner', 'training_compiled', 'allocators', 'dense',
             'dense_training', 'dense_profile', 'dense_inference', 'bf16_agreement', 'pipelines')
 ROW_SECTIONS = tuple(s for s in SECTIONS if s not in ('bf16_agreement', 'pipelines'))
 # The GPU rate the data pipelines must feed: timm's published training throughput of
@@ -130,7 +130,7 @@ def pipelines_table(rows: list) -> list:
 
 
 # the ratio column of the sections whose ratio is not ours default / this
-RATIOS = {'allocators': 'this / glibc default'}
+RATIOS = {'allocators': 'this / glibc default', 'training_compiled': 'compiled real loop / this'}
 
 
 def file_block(name: str, section: str, doc_dir: str) -> str:
@@ -161,6 +161,9 @@ FASTEST = None  # the fastest fp32 row of ours in the table
 RUNNER = 'tools/train.py step, ImageNet config (default: channels_last on the CPU)'
 TIMM_RECIPE_NCHW = 'timm: train step NCHW, same recipe'
 TIMM_RECIPE_CL = 'timm: train step channels_last, same recipe'
+REAL_LOOP = "tools/train.py real loop, ImageNet config (mmengine's iteration time)"
+COMPILED_LOOP = REAL_LOOP.replace('real loop', '--compile real loop')
+TIMM_RECIPE_COMPILED = 'timm: train step channels_last + torch.compile, same recipe'
 GOALS = [
     ('default eval path >= 1.5x timm NCHW eager', ('s12_cpu', 'm36_cpu'), 'inference',
      ('speedup', DEFAULT, 'timm: NCHW eager'), 1.5),
@@ -181,6 +184,12 @@ GOALS = [
     ("tools/train.py's training step (ImageNet config) >= 1.0x timm's channels_last step, "
      'same recipe', ('s12_training_cpu',), 'training_runner',
      ('speedup', RUNNER, TIMM_RECIPE_CL), 1.0),
+    ("tools/train.py --compile's real loop >= 1.15x the eager real loop",
+     ('s12_training_compiled_cpu',), 'training_compiled', ('speedup', COMPILED_LOOP, REAL_LOOP),
+     1.15),
+    ("tools/train.py --compile's real loop >= 1.0x timm's channels_last step compiled, "
+     'same recipe', ('s12_training_compiled_cpu',), 'training_compiled',
+     ('speedup', COMPILED_LOOP, TIMM_RECIPE_COMPILED), 1.0),
     ("the launchers' allocator (tcmalloc) >= 1.05x glibc's malloc in tools/train.py's real "
      'loop', ('s12_allocators_cpu',), 'allocators',
      ('speedup', 'tcmalloc (LD_PRELOAD)', 'glibc malloc (default)'), 1.05),

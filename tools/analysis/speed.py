@@ -8,6 +8,7 @@ import contextlib
 import copy
 import functools
 import importlib
+import math
 import os
 import statistics
 import subprocess
@@ -325,7 +326,7 @@ def write_real_loop_data(root: str, batch: int, iterations: int) -> None:
 
 
 def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=None,
-                  data_root=None, log=print, extra_env=None) -> Row:
+                  data_root=None, log=print, extra_env=None, compile_backbone=False) -> Row:
     """``tools/train.py`` itself, in a subprocess, on the ImageNet config of ``arch``
     with the built-in ImageNet-layout shapes (written to a temporary folder unless
     ``data_root`` is given; read as a plain class folder, with the ImageNet
@@ -336,7 +337,9 @@ def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=No
     median of mmengine's own iteration times (IterTimerHook) after ``warmup``;
     ``breakdown`` holds the medians per part of IterTimeBreakdownHook, added to
     the config's ``custom_hooks``. ``extra_env``: variables set for the run (an
-    allocator's LD_PRELOAD, glibc's MALLOC_* settings)."""
+    allocator's LD_PRELOAD, glibc's MALLOC_* settings). ``compile_backbone``: run
+    ``tools/train.py --compile``; the warm-up then holds the compile, and the note
+    its start-up cost (the first iteration's time less the median)."""
     import json
     import tempfile
 
@@ -372,9 +375,11 @@ def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=No
         if threads:  # as many torch threads as the other rows (--threads)
             env['OMP_NUM_THREADS'] = str(threads)
         env.update(extra_env or {})
-        log(f'timing tools/train.py, {iterations} iterations (subprocess) ...')
+        flag = ['--compile'] if compile_backbone else []
+        log(f'timing tools/train.py{" --compile" * compile_backbone}, {iterations} iterations '
+            '(subprocess) ...')
         proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'train.py'), config,
-                               '--work-dir', os.path.join(tmp, 'work'),
+                               *flag, '--work-dir', os.path.join(tmp, 'work'),
                                '--cfg-options', *options],
                               capture_output=True, text=True, env=env, cwd=ROOT)
         if proc.returncode != 0 or not os.path.isfile(out):
@@ -388,9 +393,20 @@ def real_loop_row(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=No
     parts = report['parts_s']
     note = ', '.join(f'{name.replace("after_train_iter: ", "")} {1000 * seconds:.0f}'
                      for name, seconds in parts.items() if seconds >= 0.0005)
-    return Row("tools/train.py real loop, ImageNet config (mmengine's iteration time)",
-               batch / statistics.median(times), times_s=times,
-               note=f'median ms per iteration part: {note}', breakdown=report)
+    note = f'median ms per iteration part: {note}'
+    name = "tools/train.py real loop, ImageNet config (mmengine's iteration time)"
+    if compile_backbone:
+        report['compile_startup_s'] = startup_cost(report['mmengine_warmup_times_s'], times)
+        note = f'compile start-up {report["compile_startup_s"]:.0f} s; {note}'
+        name = name.replace('real loop', '--compile real loop')
+    return Row(name, batch / statistics.median(times), times_s=times, note=note,
+               breakdown=report)
+
+
+def startup_cost(warmup_times: list, times: list) -> float:
+    """Seconds the first iteration took beyond a steady one (the median of ``times``):
+    what compiling costs a run once."""
+    return warmup_times[0] - statistics.median(times)
 
 
 def allocators() -> dict:
@@ -513,6 +529,95 @@ def runner_training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5,
     rows[-2].note = f'goal: {what} >= 1.25x this: {rows[-2].ratio:.2f}x'
     rows[-1].note = f'goal: {what} >= 1.0x this: {rows[-1].ratio:.2f}x'
     return rows
+
+
+def compiled_training_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
+                           threads=None, rounds=1, log=print) -> list[Row]:
+    """Compiled training against eager: tools/train.py's real loop (:func:`real_loop_row`)
+    without and with ``--compile``, ``rounds`` times in turn on one data folder, then
+    timm's step with the same recipe in channels_last (as :func:`runner_training_rows`),
+    eager and under ``torch.compile`` of the whole model, timed in turn. Compiling
+    happens in the warm-up, left out of the medians; each compiled row's note and
+    ``breakdown['compile_startup_s']`` give its start-up cost, the first iteration's
+    time less a steady one's (a later round of the real loop finds inductor's cache
+    of the first). Ratios: the compiled real loop / each row; the goals are >= 1.15x
+    the eager real loop and >= 1.0x timm compiled."""
+    import tempfile
+
+    runs = {False: [], True: []}
+    with tempfile.TemporaryDirectory(prefix='compiled_') as tmp:
+        write_real_loop_data(tmp, batch, warmup + repeats)
+        for round_ in range(rounds):
+            for compiled in (False, True):
+                log(f'round {round_ + 1}/{rounds}: real loop{" --compile" * compiled}')
+                runs[compiled].append(real_loop_row(arch, batch, res, warmup, repeats, threads,
+                                                    data_root=tmp, log=log,
+                                                    compile_backbone=compiled))
+    rows = []
+    for compiled, done in runs.items():
+        times = [t for row in done for t in row.times_s]
+        row = Row(done[0].name, batch / statistics.median(times), times_s=times,
+                  note=done[0].note, breakdown=dict(runs=[r.breakdown for r in done]))
+        if compiled:
+            startup = [r.breakdown['compile_startup_s'] for r in done]
+            row.breakdown['compile_startup_s'] = startup
+            row.note = ('compile start-up ' + ', '.join(f'{s:.0f}' for s in startup)
+                        + ' s (round by round)')
+        rows.append(row)
+
+    import timm
+    from timm.data import Mixup
+    from timm.loss import SoftTargetCrossEntropy
+    _, _, reference = build_models(arch)
+    recipe = timm.create_model(f'poolformer_{arch}', drop_path_rate=0.1)
+    recipe.load_state_dict(reference.state_dict())
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (batch, 3, res, res), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 1000, (batch, ), generator=generator)
+    mixup = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=1000)
+    x = (images.float() - 127.5) / 58.
+    steps, first_call_s = {}, {}
+    for name, compiled in [('timm: train step channels_last, same recipe', False),
+                           ('timm: train step channels_last + torch.compile, same recipe',
+                            True)]:
+        model, inp = _in_layout(recipe, x, True)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+        forward = torch.compile(model) if compiled else model
+
+        def step(forward=forward, inp=inp, optimizer=optimizer):
+            mixed, targets = mixup(inp.clone(), labels)
+            optimizer.zero_grad()
+            SoftTargetCrossEntropy()(forward(mixed), targets).backward()
+            optimizer.step()
+        if compiled:  # the first call compiles: timed here, left out of the medians
+            log(f'compiling {name} ...')
+            first_call_s[name] = time_call(step, 0, 1)[0]
+        steps[name] = step
+    times = time_round_robin(steps, warmup, repeats, log)
+    for name, t in times.items():
+        row = Row(name, batch / statistics.median(t), times_s=t)
+        if name in first_call_s:
+            startup = startup_cost([first_call_s[name]], t)
+            row.breakdown = dict(compile_startup_s=[startup])
+            row.note = f'compile start-up {startup:.0f} s'
+        rows.append(row)
+    for row in rows:
+        row.ratio = rows[1].img_per_s / row.img_per_s
+    for eager, compiled in ((rows[0], rows[1]), (rows[2], rows[3])):
+        compiled.note += '; ' + break_even(eager, compiled, batch)
+    rows[0].note = f'goal: compiled real loop >= 1.15x this: {rows[0].ratio:.2f}x'
+    rows[-1].note += f'; goal: compiled real loop >= 1.0x this: {rows[-1].ratio:.2f}x'
+    return rows
+
+
+def break_even(eager: Row, compiled: Row, batch: int) -> str:
+    """When compiling pays: the iterations after which the time saved per iteration
+    has made up the (first round's) start-up cost."""
+    saved = batch / eager.img_per_s - batch / compiled.img_per_s
+    if saved <= 0:
+        return 'never pays at this speed'
+    iterations = compiled.breakdown['compile_startup_s'][0] / saved
+    return f'pays after {math.ceil(iterations)} iterations'
 
 
 def _amp_step(model, x, labels) -> Callable:
