@@ -21,6 +21,7 @@ import platform
 import speed
 import torch
 
+from mmpoolformer.utils.allocator import memory_allocator
 from mmpoolformer.utils.cli import cli
 from mmpoolformer.utils.errors import UsageError
 
@@ -89,8 +90,10 @@ def main():
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise UsageError(f'--device {args.device}: torch sees no CUDA device here')
     torch.set_num_threads(args.threads)
+    # The allocator of this process (the rows timed here; the real loops' rows inherit it)
     machine = (f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
                f'{args.threads} threads, torch {torch.__version__}, '
+               f'memory allocator: {memory_allocator()}, '
                f'CPU flags: {speed.cpu_vector_flags()}')
     if args.device.startswith('cuda'):
         machine += f', {torch.cuda.get_device_name(args.device)}'
