@@ -468,6 +468,45 @@ def allocator_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7, threads=N
     return rows
 
 
+def recipe_batch(batch: int, res: int) -> tuple:
+    """One batch of uint8 images and ImageNet labels (seed 0) for the same-recipe steps."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (batch, 3, res, res), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 1000, (batch, ), generator=generator)
+    return images, labels
+
+
+def timm_recipe_model(arch: str):
+    """timm's PoolFormer with the ImageNet config's drop path (0.1) and the weights of
+    :func:`build_models`' reference."""
+    import timm
+    _, _, reference = build_models(arch)
+    recipe = timm.create_model(f'poolformer_{arch}', drop_path_rate=0.1)
+    recipe.load_state_dict(reference.state_dict())
+    return recipe
+
+
+def timm_recipe_step(recipe, images, labels, channels_last: bool,
+                     compiled: bool = False) -> Callable:
+    """timm's train.py step with the ImageNet config's recipe, on a training copy of
+    ``recipe``: its Mixup / CutMix with label smoothing on the normalised batch its
+    loader hands over, soft-target cross-entropy, AdamW; ``compiled``: the model
+    under ``torch.compile`` (the first call compiles)."""
+    from timm.data import Mixup
+    from timm.loss import SoftTargetCrossEntropy
+    mixup = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=1000)
+    model, inp = _in_layout(recipe, (images.float() - 127.5) / 58., channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    forward = torch.compile(model) if compiled else model
+
+    def step():
+        mixed, targets = mixup(inp.clone(), labels)
+        optimizer.zero_grad()
+        SoftTargetCrossEntropy()(forward(mixed), targets).backward()
+        optimizer.step()
+    return step
+
+
 def runner_training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5,
                          log=print, real_loop=True, threads=None) -> list[Row]:
     """tools/train.py's real loop (:func:`real_loop_row`, the first row unless
@@ -485,10 +524,7 @@ def runner_training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5,
     first = [real_loop_row(arch, batch, res, warmup, repeats, threads=threads, log=log)
              ] if real_loop else []
 
-    _, _, reference = build_models(arch)
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (batch, 3, res, res), dtype=torch.uint8, generator=generator)
-    labels = torch.randint(0, 1000, (batch, ), generator=generator)
+    images, labels = recipe_batch(batch, res)
     data = dict(inputs=list(images),
                 data_samples=[DataSample().set_gt_label(int(label)) for label in labels])
     steps = {}
@@ -500,26 +536,11 @@ def runner_training_rows(arch='s12', batch=16, res=224, warmup=1, repeats=5,
         model.backbone.channels_last_train = channels_last
         wrapper = build_optim_wrapper(model, model.cfg.optim_wrapper)
         steps[name] = functools.partial(model.train_step, data, wrapper)
-    # timm's train.py with the same recipe: drop path 0.1, its Mixup / CutMix with label
-    # smoothing on the normalised batch its loader hands over, soft-target cross-entropy.
-    import timm
-    from timm.data import Mixup
-    from timm.loss import SoftTargetCrossEntropy
-    recipe = timm.create_model(f'poolformer_{arch}', drop_path_rate=0.1)
-    recipe.load_state_dict(reference.state_dict())
-    mixup = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=1000)
-    x = (images.float() - 127.5) / 58.
-    for name, channels_last in [('timm: train step NCHW, same recipe', False),
-                                ('timm: train step channels_last, same recipe', True)]:
-        model, inp = _in_layout(recipe, x, channels_last)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-
-        def step(model=model, inp=inp, optimizer=optimizer):
-            mixed, targets = mixup(inp.clone(), labels)
-            optimizer.zero_grad()
-            SoftTargetCrossEntropy()(model(mixed), targets).backward()
-            optimizer.step()
-        steps[name] = step
+    recipe = timm_recipe_model(arch)
+    steps['timm: train step NCHW, same recipe'] = timm_recipe_step(
+        recipe, images, labels, channels_last=False)
+    steps['timm: train step channels_last, same recipe'] = timm_recipe_step(
+        recipe, images, labels, channels_last=True)
     times = time_round_robin(steps, warmup, repeats, log)
     rows = first + [Row(name, batch / statistics.median(t), times_s=t)
                     for name, t in times.items()]
@@ -565,30 +586,13 @@ def compiled_training_rows(arch='s12', batch=16, res=224, warmup=2, repeats=7,
                         + ' s (round by round)')
         rows.append(row)
 
-    import timm
-    from timm.data import Mixup
-    from timm.loss import SoftTargetCrossEntropy
-    _, _, reference = build_models(arch)
-    recipe = timm.create_model(f'poolformer_{arch}', drop_path_rate=0.1)
-    recipe.load_state_dict(reference.state_dict())
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (batch, 3, res, res), dtype=torch.uint8, generator=generator)
-    labels = torch.randint(0, 1000, (batch, ), generator=generator)
-    mixup = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=1000)
-    x = (images.float() - 127.5) / 58.
+    recipe = timm_recipe_model(arch)
+    images, labels = recipe_batch(batch, res)
     steps, first_call_s = {}, {}
     for name, compiled in [('timm: train step channels_last, same recipe', False),
                            ('timm: train step channels_last + torch.compile, same recipe',
                             True)]:
-        model, inp = _in_layout(recipe, x, True)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-        forward = torch.compile(model) if compiled else model
-
-        def step(forward=forward, inp=inp, optimizer=optimizer):
-            mixed, targets = mixup(inp.clone(), labels)
-            optimizer.zero_grad()
-            SoftTargetCrossEntropy()(forward(mixed), targets).backward()
-            optimizer.step()
+        step = timm_recipe_step(recipe, images, labels, channels_last=True, compiled=compiled)
         if compiled:  # the first call compiles: timed here, left out of the medians
             log(f'compiling {name} ...')
             first_call_s[name] = time_call(step, 0, 1)[0]
