@@ -217,8 +217,10 @@ def test_real_loop_row_with_compile_times_tools_train_compiled(tmp_path):
     the start-up cost is that iteration less the median. Broken by hand: with
     real_loop_row not passing --compile, this failed (a start-up of 0.09 s)."""
     speed = import_tool('tools/analysis/speed.py')
+    # inductor's own cache, empty: a cache warmed by an earlier run would skip the compile
     row = speed.real_loop_row(batch=2, res=64, warmup=1, repeats=1, log=lambda *a: None,
-                              compile_backbone=True)
+                              compile_backbone=True,
+                              extra_env={'TORCHINDUCTOR_CACHE_DIR': str(tmp_path / 'inductor')})
     assert row.name.startswith('tools/train.py --compile real loop'), row.name
     report = row.breakdown
     assert report['compile_startup_s'] == pytest.approx(
