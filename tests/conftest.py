@@ -124,7 +124,7 @@ def trained_maskrcnn(builtin_coco, builtin_classifier, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('maskrcnn'))
     succeeded(run_tool('tools/train.py', MASKRCNN_BUILTIN, '--work-dir', work,
                        *builtin_coco_options(builtin_coco, builtin_classifier[1]), timeout=1500))
-    return work, os.path.join(work, 'epoch_6.pth')
+    return work, os.path.join(work, 'epoch_8.pth')
 
 
 @pytest.fixture(scope='session')

@@ -158,13 +158,15 @@ class Watched:
             + f'\nthe last output:\n{output}')
 
 
-def loader_options(data_root, num_workers):
-    """cfg-options that point every data loader of a config at data_root."""
+def loader_options(data_root, num_workers=None):
+    """cfg-options that point every data loader of a config at data_root, with
+    ``num_workers`` worker processes each (None: as the config has them)."""
     opts = []
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts += [f'{loader}.dataset.data_root={data_root}',
-                 f'{loader}.num_workers={num_workers}',
-                 f'{loader}.persistent_workers={num_workers > 0}']
+        opts.append(f'{loader}.dataset.data_root={data_root}')
+        if num_workers is not None:
+            opts += [f'{loader}.num_workers={num_workers}',
+                     f'{loader}.persistent_workers={num_workers > 0}']
     return opts
 
 
@@ -231,7 +233,7 @@ REUSE_MAIN_JOB = os.environ.get('MMPOOLFORMER_REUSE_MAIN_JOB') == '1'
 MAIN_JOB = dict(  # what tools/run_main.sh writes, and the file that shows it finished
     classifier=('work_dirs/poolformer_s12_builtin', 'epoch_15.pth'),
     coco=('data/builtin/coco', 'annotations/instances_val2017.json'),
-    maskrcnn=('work_dirs/maskrcnn_poolformer_s12_builtin', 'epoch_6.pth'))
+    maskrcnn=('work_dirs/maskrcnn_poolformer_s12_builtin', 'epoch_8.pth'))
 
 
 def main_job_output(name):
@@ -245,7 +247,7 @@ def main_job_output(name):
     return folder, path
 
 
-def builtin_coco_options(data_root, pretrained, num_workers=2):
+def builtin_coco_options(data_root, pretrained, num_workers=None):
     """--cfg-options that point a built-in detection config at data_root."""
     return ['--cfg-options', f'model.backbone.init_cfg.checkpoint={pretrained}',
             f'val_evaluator.ann_file={data_root}/annotations/instances_val2017.json',
@@ -253,7 +255,7 @@ def builtin_coco_options(data_root, pretrained, num_workers=2):
             *loader_options(data_root, num_workers)]
 
 
-def builtin_seg_options(data_root, pretrained, num_workers=2):
+def builtin_seg_options(data_root, pretrained, num_workers=None):
     """--cfg-options that point the built-in segmentation config at data_root."""
     return ['--cfg-options', f'model.backbone.init_cfg.checkpoint={pretrained}',
             *loader_options(data_root, num_workers)]

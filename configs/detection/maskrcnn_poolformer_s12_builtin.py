@@ -1,7 +1,7 @@
 # Mask R-CNN + PoolFormer-S12 on the built-in shapes data (see _base_/builtin_coco.py):
 # the COCO model with CPU-sized images, heads and schedule for 160 small images.
 # `--cfg-options model.backbone.init_cfg=None` trains from scratch.
-# Each change below was measured from the same classifier (CHANGELOG, 2026-12-07).
+# Each change below was measured from the same classifier (CHANGELOG, 2026-12-07 and -08).
 _base_ = ['./maskrcnn_poolformer_s12.py', './_base_/builtin_coco.py']
 
 model = dict(
@@ -32,12 +32,13 @@ test_dataloader = val_dataloader
 val_evaluator = {{_base_.builtin_val_evaluator}}
 test_evaluator = val_evaluator
 
-max_epochs = 6
+# 8 epochs, not 6: the box loss goes on falling (box mAP 0.832 -> 0.858, 1.4x the time).
+max_epochs = 8
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=8e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[5],
+    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs, milestones=[7],
          gamma=0.1),
 ]
 auto_scale_lr = dict(base_batch_size=4)

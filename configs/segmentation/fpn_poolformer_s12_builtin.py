@@ -15,8 +15,12 @@ model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
         init_cfg=dict(checkpoint={{_base_.pretrained_weights.poolformer_s12_builtin}})),
+    # A 128-channel FPN (ADE20K: 256) for 5 classes: the step takes 0.62 s instead of
+    # 1.24 s, mIoU 62.9 instead of 67.0 after 200 iterations (CHANGELOG, 2026-12-08).
+    neck=dict(out_channels=128),
     # BatchNorm instead of SyncBN: one CPU process has nothing to sync with.
-    decode_head=dict(num_classes=5, norm_cfg=dict(type='BN')))
+    decode_head=dict(in_channels=[128, 128, 128, 128], num_classes=5,
+                     norm_cfg=dict(type='BN')))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -32,8 +36,10 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 auto_scale_lr = dict(base_batch_size=8)  # one process
+# Loaded in the training process, as for the built-in detectors: on 2 cores two worker
+# processes made the 200 iterations take 253 s instead of 227 s.
 train_dataloader = dict(
-    batch_size=8, num_workers=2,
+    batch_size=8, num_workers=0, persistent_workers=False,
     dataset=dict(_delete_=True, type='mmpoolformer.ValidatedSegDataset',
                  img_suffix='.jpg', seg_map_suffix='.png', reduce_zero_label=True,
                  data_root=data_root, metainfo=metainfo, pipeline=train_pipeline,

@@ -46,9 +46,19 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def shape_color(rng: np.random.Generator) -> tuple[int, int, int]:
+    return tuple(int(c) for c in rng.integers(128, 256, size=3))
+
+
 def draw_shape(img: np.ndarray, polygon: np.ndarray, rng: np.random.Generator):
-    color = tuple(int(c) for c in rng.integers(128, 256, size=3))
-    cv2.fillPoly(img, [np.round(polygon).astype(np.int32)], color)
+    cv2.fillPoly(img, [np.round(polygon).astype(np.int32)], shape_color(rng))
+
+
+def polygon_mask(segmentation: list, height: int, width: int) -> np.ndarray:
+    """The pixels that COCO's tools (pycocotools, so mmdet and the evaluator) give
+    ``segmentation``, a COCO polygon list, as a (height, width) uint8 mask."""
+    from pycocotools import mask as mask_utils
+    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width)))
 
 
 def random_shape(rng, height, width, min_radius, max_radius):
@@ -118,16 +128,20 @@ def make_coco_set(root: str, splits=(('train2017', 160), ('val2017', 40)),
             for kind, polygon in _place_shapes(rng, height, width,
                                                rng.integers(1, max_objects + 1),
                                                min(size) * 0.08, min(size) * 0.22):
-                draw_shape(img, polygon, rng)
-                mask = np.zeros((height, width), np.uint8)
-                cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
-                x0, y0 = polygon.min(0)
-                x1, y1 = polygon.max(0)
+                segmentation = [polygon.round(1).flatten().tolist()]
+                mask = polygon_mask(segmentation, height, width)
+                # Drawn as COCO's tools read the polygon, so that the image, the mask and
+                # the box agree to the pixel (cv2.fillPoly's pixels made boxes 1 px short).
+                img[mask.astype(bool)] = shape_color(rng)
+                ys, xs = np.nonzero(mask)
+                x0, y0 = xs.min(), ys.min()
                 annotations.append(dict(
                     id=len(annotations) + 1, image_id=image_id,
-                    category_id=SHAPES.index(kind) + 1,
-                    segmentation=[polygon.round(1).flatten().tolist()],
-                    bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                    category_id=SHAPES.index(kind) + 1, segmentation=segmentation,
+                    # The box of the pixels, as pycocotools' toBbox gives it: mmdet's flip
+                    # (x -> width - x) then maps it onto the flipped pixels exactly.
+                    bbox=[float(x0), float(y0), float(xs.max() + 1 - x0),
+                          float(ys.max() + 1 - y0)],
                     area=float(mask.sum()), iscrowd=0))
             cv2.imwrite(osp.join(root, split, file_name), img)
             images.append(dict(id=image_id, file_name=file_name, height=height, width=width))

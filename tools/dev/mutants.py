@@ -184,6 +184,13 @@ MUTATIONS = (
         "    extra = dict(pred_score_thr=score_thr) if scope == 'mmdet' else {}\n",
         "    extra = {}\n",
         ('tests/test_web_demo.py', '-k', 'detection')),
+    Mutation(
+        'builtin-shapes-drawn-apart',
+        'the built-in COCO shapes are drawn on the pixels their masks and boxes name',
+        'mmpoolformer/datasets/builtin.py',
+        "                img[mask.astype(bool)] = shape_color(rng)\n",
+        "                draw_shape(img, polygon, rng)\n",
+        ('tests/test_builtin_data.py',)),
 )
 
 
