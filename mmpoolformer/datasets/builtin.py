@@ -54,11 +54,14 @@ def draw_shape(img: np.ndarray, polygon: np.ndarray, rng: np.random.Generator):
     cv2.fillPoly(img, [np.round(polygon).astype(np.int32)], shape_color(rng))
 
 
-def polygon_mask(segmentation: list, height: int, width: int) -> np.ndarray:
-    """The pixels that COCO's tools (pycocotools, so mmdet and the evaluator) give
-    ``segmentation``, a COCO polygon list, as a (height, width) uint8 mask."""
+def polygon_pixels(segmentation: list, height: int, width: int):
+    """What COCO's tools (pycocotools, so mmdet and the evaluator) read from
+    ``segmentation``, a COCO polygon list: its (height, width) bool mask, and the box
+    ``[x, y, w, h]`` and area of those pixels."""
     from pycocotools import mask as mask_utils
-    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width)))
+    rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    return (mask_utils.decode(rle).astype(bool), mask_utils.toBbox(rle).tolist(),
+            float(mask_utils.area(rle)))
 
 
 def random_shape(rng, height, width, min_radius, max_radius):
@@ -129,20 +132,16 @@ def make_coco_set(root: str, splits=(('train2017', 160), ('val2017', 40)),
                                                rng.integers(1, max_objects + 1),
                                                min(size) * 0.08, min(size) * 0.22):
                 segmentation = [polygon.round(1).flatten().tolist()]
-                mask = polygon_mask(segmentation, height, width)
                 # Drawn as COCO's tools read the polygon, so that the image, the mask and
                 # the box agree to the pixel (cv2.fillPoly's pixels made boxes 1 px short).
-                img[mask.astype(bool)] = shape_color(rng)
-                ys, xs = np.nonzero(mask)
-                x0, y0 = xs.min(), ys.min()
+                # The box is that of the pixels, edges between them: mmdet's flip
+                # (x -> width - x) then maps it onto the flipped pixels exactly.
+                mask, bbox, area = polygon_pixels(segmentation, height, width)
+                img[mask] = shape_color(rng)
                 annotations.append(dict(
                     id=len(annotations) + 1, image_id=image_id,
                     category_id=SHAPES.index(kind) + 1, segmentation=segmentation,
-                    # The box of the pixels, as pycocotools' toBbox gives it: mmdet's flip
-                    # (x -> width - x) then maps it onto the flipped pixels exactly.
-                    bbox=[float(x0), float(y0), float(xs.max() + 1 - x0),
-                          float(ys.max() + 1 - y0)],
-                    area=float(mask.sum()), iscrowd=0))
+                    bbox=bbox, area=area, iscrowd=0))
             cv2.imwrite(osp.join(root, split, file_name), img)
             images.append(dict(id=image_id, file_name=file_name, height=height, width=width))
         with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:

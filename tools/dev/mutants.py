@@ -188,7 +188,7 @@ MUTATIONS = (
         'builtin-shapes-drawn-apart',
         'the built-in COCO shapes are drawn on the pixels their masks and boxes name',
         'mmpoolformer/datasets/builtin.py',
-        "                img[mask.astype(bool)] = shape_color(rng)\n",
+        "                img[mask] = shape_color(rng)\n",
         "                draw_shape(img, polygon, rng)\n",
         ('tests/test_builtin_data.py',)),
 )
